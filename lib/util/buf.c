@@ -67,17 +67,22 @@ void buf_append_byte(struct buf *b, uint8_t c)
 void buf_printf(struct buf *b, const char *fmt, ...)
 {
     va_list ap;
+    size_t avail;
     int n;
 
+    buf_reserve(b, 128);
+    avail = b->cap - b->len;
     va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
+    n = vsnprintf(b->data + b->len, avail, fmt, ap);
     va_end(ap);
     if (n < 0)
         log_fatal("buf_printf: bad format");
-    buf_reserve(b, (size_t)n);
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
+    if ((size_t)n >= avail) {
+        buf_reserve(b, (size_t)n);
+        va_start(ap, fmt);
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
     b->len += (size_t)n;
 }
 
