@@ -5,7 +5,7 @@
  * [smtpgw.X] is an alias of [mailgw.X].  Lookups always use the canonical
  * "mailgw.X" section name.  Repeated lines make lists; a list value
  * "file:/abs/path" is replaced by the lines of that file (blank lines and
- * '#' comments skipped).  Booleans: true/false/yes/no/y/n/1/0.  Sizes take
+ * '#'/';' comments skipped).  Booleans: true/false/yes/no/y/n/1/0.  Sizes take
  * units (B, K/KB, M/MB, G/GB; a bare number is the parameter's own unit,
  * e.g. KB for MaximalIncomingMessageSize) and are returned in bytes.
  * Times take units (s, m, h, d, w; a bare number is the parameter's own
@@ -52,6 +52,28 @@ enum conf_owner {
 enum conf_flag {
     CONF_REQUIRED = 1 << 0,
     CONF_GROUP = 1 << 1,    /* may be overridden in [mailgw.group:NAME] */
+    CONF_SPLIT = 1 << 2,    /* CONF_LIST: "a, b" on one line is two items */
+    CONF_PATH = 1 << 3,     /* a relative path is made absolute against the
+                               working directory at load time */
+};
+
+/* Value syntax checked beyond the type (see conf_syntax.c). */
+enum conf_syntax {
+    SYN_NONE,
+    SYN_HOSTNAME,       /* DNS name */
+    SYN_EMAIL,          /* local@domain */
+    SYN_DOMAINMASK,     /* domain or address mask with * and ? */
+    SYN_IPMASK,         /* ip | ip/nn | ip/dotted-mask */
+    SYN_LISTEN,         /* ipv4:port | [ipv6]:port */
+    SYN_ROUTE,          /* mask domain | mask [host] | mask [host:port] */
+    SYN_RELAYRULE,      /* allow|deny from IPMASK|any|file:/P to RCPT|file:/P */
+    SYN_CONNECTRULE,    /* ... from in_dnsbl|out_dnsbl|has_name|no_name|any */
+    SYN_HELORULE,       /* ... from has_ip|no_ip|same_ip|diff_ip|any */
+    SYN_MAILFROMRULE,   /* ... from has_ip|no_ip|has_mx|no_mx|any */
+    SYN_DNSBL,          /* zone | zone=127.0.0.2,127.0.0.4 */
+    SYN_NAMESERVER,     /* ip | ip:port | [ipv6] | [ipv6]:port */
+    SYN_TLSPROTO,       /* TLSv1 TLSv1.1 TLSv1.2 TLSv1.3, space separated */
+    SYN_USER,           /* user or group name */
 };
 
 struct conf_param {
@@ -65,6 +87,7 @@ struct conf_param {
     unsigned owners;        /* enum conf_owner bits */
     unsigned flags;         /* enum conf_flag bits */
     const char *doc;        /* one line */
+    enum conf_syntax syntax;
 };
 
 extern const struct conf_param conf_params[];
@@ -79,7 +102,11 @@ void conf_free(struct conf *c);
 const char *conf_file(const struct conf *c);
 
 /* Effective values (the default when not set).  Asking for a parameter
- * that is not in the table is a programming error (log_fatal). */
+ * that is not in the table, or with the wrong accessor, is a programming
+ * error (log_fatal).  conf_str works for every type (for a list it is the
+ * items joined by ", "; a CONF_PATH value comes back absolute);
+ * conf_int works for INT, SIZE (bytes), TIME (seconds), BOOL (0/1) and
+ * ENUM (the index of the word in "a|b|c"). */
 const char *conf_str(const struct conf *c, const char *section, const char *name);
 long long conf_int(const struct conf *c, const char *section, const char *name);
 bool conf_bool(const struct conf *c, const char *section, const char *name);
@@ -99,5 +126,37 @@ void conf_print(const struct conf *c, FILE *out, enum conf_print_mode mode);
 
 /* Lookup of the table entry (NULL if unknown). */
 const struct conf_param *conf_param_find(const char *section, const char *name);
+
+/* Table entry by name alone when exactly one section has it, or by
+ * "section.Name" (e.g. "mailgw.limits.IncomingSessions"); NULL otherwise. */
+const struct conf_param *conf_param_lookup(const char *spec);
+
+/* Print one parameter as "Name = value" lines (one per list item), without
+ * a section header; c may be NULL with CONF_PRINT_DEFAULTS. */
+void conf_print_param(const struct conf *c, FILE *out, const struct conf_param *p,
+                      enum conf_print_mode mode);
+
+/* Read a list file (what "file:/abs/path" names): one item per line, blank
+ * lines and '#'/';' comments skipped, surrounding blanks trimmed.  Problems
+ * go to diag as "PATH:LINE: ..." (or "PATH: ..." when unreadable).  On
+ * success *items (NULL-terminated, free with conf_list_file_free) and
+ * optionally *lines (line numbers, free()) are set; returns the count, or
+ * -1 on error (nothing to free). */
+long conf_list_file(const char *path, char ***items, unsigned **lines, struct buf *diag);
+void conf_list_file_free(char **items);
+
+/* A rule (RelayRule, ConnectRule, HeloRule, MailfromRule) split into its
+ * parts; the parts point into text, which conf_rule_split modifies.
+ * Returns 0, or -1 when text is not "allow|deny from COND to RCPT". */
+struct conf_rule {
+    bool allow;
+    const char *from;   /* condition word, ip mask, "any" or "file:/path" */
+    const char *to;     /* recipient mask, "*", "any" or "file:/path" */
+};
+int conf_rule_split(char *text, struct conf_rule *rule);
+
+/* The bare-number unit multiplier of a size or time parameter (1 when it
+ * has none); conf_int() values are already multiplied. */
+long long conf_unit_scale(const struct conf_param *p);
 
 #endif

@@ -1,0 +1,209 @@
+/*
+ * conf_params - the one typed table of every mailgw.conf parameter
+ * (DESIGN §6).  Parsing, validation, `mailgw config` and the parameter
+ * list of mailgw.conf(5) all come from here; a unit test fails when the
+ * committed man page lacks a parameter of this table.
+ *
+ * Names, ranges and defaults follow Kaspersky Mail Gateway (reference §1);
+ * ranges are in the bare-number unit the reference gives (KB, MB, s, d).
+ * Entries of one section stay together: conf_print prints in table order.
+ *
+ * Adding a parameter: one line here, then regenerate the man page with
+ * t/conf/gen-man.sh.
+ */
+#include "conf/conf.h"
+
+#define P(sec, nm, ty, def, lo, hi, unit, words, own, fl, syn, doc) \
+    { sec, nm, ty, def, lo, hi, unit, words, own, fl, doc, syn }
+
+#define NET "mailgw.network"
+#define FWD "mailgw.forward"
+#define ACC "mailgw.access"
+#define LIM "mailgw.limits"
+#define TMO "mailgw.timeouts"
+#define RES "mailgw.resolve"
+#define PTH "mailgw.path"
+#define OPT "mailgw.options"
+#define TLS "mailgw.tls"
+
+#define O_IN (OWN_MASTER | OWN_SMTPD)
+#define O_DNS (OWN_SMTPD | OWN_SMTP | OWN_SPFD)
+#define O_ALL (OWN_MASTER | OWN_SMTPD | OWN_QMGR | OWN_SMTP | OWN_SCAND | OWN_SPFD | \
+               OWN_QUARANTINE | OWN_CLI | OWN_AGENTX)
+
+const struct conf_param conf_params[] = {
+    /* [mailgw.network] */
+    P(NET, "ListenOn", CONF_LIST, "0.0.0.0:25", 0, 0, NULL, NULL, O_IN, CONF_SPLIT, SYN_LISTEN,
+      "address:port (or [IPv6]:port) the SMTP receiver listens on; repeat for several"),
+    P(NET, "Hostname", CONF_STR, NULL, 0, 0, NULL, NULL, OWN_SMTPD | OWN_QMGR | OWN_SMTP,
+      CONF_REQUIRED, SYN_HOSTNAME,
+      "this gateway's name, used in the greeting, HELO and generated mail"),
+    P(NET, "Postmaster", CONF_STR, NULL, 0, 0, NULL, NULL, OWN_SMTPD | OWN_QMGR, CONF_REQUIRED,
+      SYN_EMAIL, "address of the administrator; sender of bounces and notices"),
+    P(NET, "ProtectedDomains", CONF_LIST, NULL, 0, 0, NULL, NULL, OWN_SMTPD | OWN_QMGR | OWN_SCAND,
+      CONF_REQUIRED | CONF_SPLIT, SYN_DOMAINMASK,
+      "domain masks (* and ?) whose mail this gateway accepts and protects"),
+
+    /* [mailgw.forward] */
+    P(FWD, "ForwardRoute", CONF_LIST, NULL, 0, 0, NULL, NULL, OWN_QMGR | OWN_SMTP, 0, SYN_ROUTE,
+      "'MASK domain' (MX of domain), 'MASK [host]' or 'MASK [host:port]'; first match wins, "
+      "no match = MX of the recipient domain"),
+
+    /* [mailgw.access] */
+    P(ACC, "RelayRule", CONF_LIST, NULL, 0, 0, NULL, NULL, OWN_SMTPD, 0, SYN_RELAYRULE,
+      "'allow|deny from IP|IP/MASK|any|file:/PATH to RCPTMASK|file:/PATH'; first rule "
+      "matching client and recipient wins; none = only ProtectedDomains"),
+    P(ACC, "Rule", CONF_LIST, NULL, 0, 0, NULL, NULL, OWN_SMTPD, 0, SYN_RELAYRULE,
+      "version 5.0 relay rule, same syntax as RelayRule; checked after RelayRule"),
+    P(ACC, "ConnectRule", CONF_LIST, NULL, 0, 0, NULL, NULL, OWN_SMTPD, 0, SYN_CONNECTRULE,
+      "'allow|deny from in_dnsbl|out_dnsbl|has_name|no_name|any to RCPTMASK'"),
+    P(ACC, "HeloRule", CONF_LIST, NULL, 0, 0, NULL, NULL, OWN_SMTPD, 0, SYN_HELORULE,
+      "'allow|deny from has_ip|no_ip|same_ip|diff_ip|any to RCPTMASK'"),
+    P(ACC, "MailfromRule", CONF_LIST, NULL, 0, 0, NULL, NULL, OWN_SMTPD, 0, SYN_MAILFROMRULE,
+      "'allow|deny from has_ip|no_ip|has_mx|no_mx|any to RCPTMASK'"),
+    P(ACC, "DNSBlackList", CONF_LIST, NULL, 0, 0, NULL, NULL, OWN_SMTPD, 0, SYN_DNSBL,
+      "DNSBL zone, or zone=127.0.0.2,127.0.0.4 to count only those answers; used by "
+      "ConnectRule in_dnsbl/out_dnsbl"),
+    P(ACC, "AllowClients", CONF_LIST, NULL, 0, 0, NULL, NULL, OWN_SMTPD, CONF_SPLIT, SYN_IPMASK,
+      "client IP, IP/NN or IP/MASK always allowed to connect (checked before DenyClients)"),
+    P(ACC, "DenyClients", CONF_LIST, NULL, 0, 0, NULL, NULL, OWN_SMTPD, CONF_SPLIT, SYN_IPMASK,
+      "client IP, IP/NN or IP/MASK refused at connect"),
+    P(ACC, "DenyUnresolvedConnect", CONF_BOOL, "false", 0, 0, NULL, NULL, OWN_SMTPD, 0, SYN_NONE,
+      "refuse clients whose IP has no reverse DNS name (5.0; see ConnectRule no_name)"),
+    P(ACC, "DenyUnresolvedMailfrom", CONF_BOOL, "false", 0, 0, NULL, NULL, OWN_SMTPD, 0, SYN_NONE,
+      "refuse MAIL FROM domains without MX or address (5.0; see MailfromRule)"),
+
+    /* [mailgw.limits] */
+    P(LIM, "AntiviralSessions", CONF_INT, "10", 10, 1024, NULL, NULL, OWN_QMGR | OWN_SCAND, 0,
+      SYN_NONE, "concurrent anti-virus scanning sessions"),
+    P(LIM, "IncomingSessions", CONF_INT, "100", 1, 1024, NULL, NULL, OWN_SMTPD, 0, SYN_NONE,
+      "concurrent inbound SMTP sessions"),
+    P(LIM, "OutgoingSessions", CONF_INT, "20", 1, 1024, NULL, NULL, OWN_QMGR | OWN_SMTP, 0,
+      SYN_NONE, "concurrent outbound SMTP sessions"),
+    P(LIM, "MaximalIncomingHops", CONF_INT, "20", 1, 100, NULL, NULL, OWN_SMTPD, 0, SYN_NONE,
+      "maximal Received: headers of a message (loop protection)"),
+    P(LIM, "MaximalIncomingMessageSize", CONF_SIZE, "10240", 64, 204800, "KB", NULL, OWN_SMTPD, 0,
+      SYN_NONE, "maximal size of one message"),
+    P(LIM, "MaximalIncomingMessagesPerSession", CONF_INT, "100", 1, 1024, NULL, NULL, OWN_SMTPD,
+      0, SYN_NONE, "maximal messages in one SMTP session"),
+    P(LIM, "MaximalIncomingRcptsPerMessage", CONF_INT, "100", 1, 1024, NULL, NULL, OWN_SMTPD, 0,
+      SYN_NONE, "maximal RCPT TO commands of one message"),
+    P(LIM, "MaximalIncomingSessionSize", CONF_SIZE, "10240", 64, 2048000, "KB", NULL, OWN_SMTPD,
+      0, SYN_NONE, "maximal total message bytes in one SMTP session"),
+    P(LIM, "MaximalIncomingSessionsPerIP", CONF_INT, "4", 1, 1024, NULL, NULL, OWN_SMTPD, 0,
+      SYN_NONE, "concurrent inbound sessions from one client IP"),
+    P(LIM, "MaximalOutgoingSessionsPerHost", CONF_INT, "4", 1, 1024, NULL, NULL,
+      OWN_QMGR | OWN_SMTP, 0, SYN_NONE, "concurrent outbound sessions to one host"),
+    P(LIM, "MinimalQueueFreeSpaceSize", CONF_SIZE, "0", 0, 1000000, "MB", NULL,
+      OWN_SMTPD | OWN_QMGR, 0, SYN_NONE,
+      "below this free space on the queue file system new mail gets 452 (0 = off)"),
+    P(LIM, "MaximalErrorsPerSession", CONF_INT, "20", 1, 1000, NULL, NULL, OWN_SMTPD, 0,
+      SYN_NONE, "SMTP errors after which the session is closed with 421"),
+    P(LIM, "MaximalCommandLineLength", CONF_SIZE, "2048", 512, 65536, "B", NULL, OWN_SMTPD, 0,
+      SYN_NONE, "longest SMTP command line accepted (500 5.5.2 beyond)"),
+    P(LIM, "MaximalTextLineLength", CONF_SIZE, "2048", 1000, 65536, "B", NULL, OWN_SMTPD, 0,
+      SYN_NONE, "longest message text line accepted"),
+
+    /* [mailgw.timeouts] */
+    P(TMO, "MaximalBackoffTime", CONF_TIME, "21600", 60, 64800, "s", NULL, OWN_QMGR, 0, SYN_NONE,
+      "upper bound of the retry interval of deferred mail"),
+    P(TMO, "MinimalBackoffTime", CONF_TIME, "1800", 64, 64800, "s", NULL, OWN_QMGR, 0, SYN_NONE,
+      "lower bound of the retry interval of deferred mail"),
+    P(TMO, "MaximalQueueLifetime", CONF_TIME, "5", 1, 14, "d", NULL, OWN_QMGR, 0, SYN_NONE,
+      "how long delivery is retried before the message bounces"),
+    P(TMO, "ReadTimeout", CONF_TIME, "120", 1, 1200, "s", NULL, OWN_SMTPD | OWN_SMTP, 0, SYN_NONE,
+      "network read timeout"),
+    P(TMO, "WriteTimeout", CONF_TIME, "120", 1, 1200, "s", NULL, OWN_SMTPD | OWN_SMTP, 0,
+      SYN_NONE, "network write timeout"),
+    P(TMO, "ReceivingCommandTimeout", CONF_TIME, "300", 1, 1200, "s", NULL, OWN_SMTPD, 0,
+      SYN_NONE, "wait for HELO/EHLO, MAIL FROM, the first RCPT TO and QUIT"),
+    P(TMO, "ReceivingDataInitiationTimeout", CONF_TIME, "600", 1, 2400, "s", NULL, OWN_SMTPD, 0,
+      SYN_NONE, "wait for each later RCPT TO and for DATA"),
+    P(TMO, "ReceivingDataTerminationTimeout", CONF_TIME, "300", 1, 7200, "s", NULL, OWN_SMTPD, 0,
+      SYN_NONE, "wait for the end of data (CRLF.CRLF)"),
+    P(TMO, "SendingInitialTimeout", CONF_TIME, "300", 1, 1200, "s", NULL, OWN_SMTP, 0, SYN_NONE,
+      "wait for the remote greeting"),
+    P(TMO, "SendingHelloTimeout", CONF_TIME, "300", 1, 1200, "s", NULL, OWN_SMTP, 0, SYN_NONE,
+      "wait for the reply to HELO/EHLO"),
+    P(TMO, "SendingMailTimeout", CONF_TIME, "300", 1, 1200, "s", NULL, OWN_SMTP, 0, SYN_NONE,
+      "wait for the reply to MAIL FROM"),
+    P(TMO, "SendingRcptTimeout", CONF_TIME, "300", 1, 1200, "s", NULL, OWN_SMTP, 0, SYN_NONE,
+      "wait for the reply to RCPT TO"),
+    P(TMO, "SendingDataInitiationTimeout", CONF_TIME, "600", 1, 2400, "s", NULL, OWN_SMTP, 0,
+      SYN_NONE, "wait for the reply to DATA"),
+    P(TMO, "SendingDataTerminationTimeout", CONF_TIME, "300", 1, 7200, "s", NULL, OWN_SMTP, 0,
+      SYN_NONE, "wait for the reply after CRLF.CRLF"),
+    P(TMO, "SendingQuitTimeout", CONF_TIME, "300", 1, 1200, "s", NULL, OWN_SMTP, 0, SYN_NONE,
+      "wait for the reply to QUIT"),
+
+    /* [mailgw.resolve] */
+    P(RES, "Nameserver", CONF_LIST, NULL, 0, 0, NULL, NULL, O_DNS, CONF_SPLIT, SYN_NAMESERVER,
+      "DNS server IP, IP:port or [IPv6]:port to query; empty = those of /etc/resolv.conf"),
+    P(RES, "InternalRecursionEnabled", CONF_BOOL, "false", 0, 0, NULL, NULL, O_DNS, 0, SYN_NONE,
+      "resolve recursively instead of relying on the server's recursion"),
+    P(RES, "InternalRecursionsLimit", CONF_INT, "32", 1, 100, NULL, NULL, O_DNS, 0, SYN_NONE,
+      "maximal recursion depth of one query"),
+    P(RES, "IONetworkTimeout", CONF_TIME, "10", 1, 1200, "s", NULL, O_DNS, 0, SYN_NONE,
+      "DNS query timeout; a timeout is a temporary failure"),
+    P(RES, "IPCacheRefreshPeriod", CONF_TIME, "43200", 60, 259200, "s", NULL, O_DNS, 0, SYN_NONE,
+      "purge period of expired address records"),
+    P(RES, "MXCacheRefreshPeriod", CONF_TIME, "43200", 60, 259200, "s", NULL, O_DNS, 0, SYN_NONE,
+      "purge period of expired MX records"),
+    P(RES, "UnreachableCacheRefreshPeriod", CONF_TIME, "43200", 60, 259200, "s", NULL, O_DNS, 0,
+      SYN_NONE, "purge period of expired unreachable-host records"),
+    P(RES, "UnresolvedCacheRefreshPeriod", CONF_TIME, "43200", 60, 259200, "s", NULL, O_DNS, 0,
+      SYN_NONE, "purge period of expired name-not-found records"),
+    P(RES, "UnresolvedTTL", CONF_TIME, "600", 0, 3600, "s", NULL, O_DNS, 0, SYN_NONE,
+      "how long a name not found is remembered"),
+    P(RES, "UnreachableTTL", CONF_TIME, "600", 0, 3600, "s", NULL, O_DNS | OWN_QMGR, 0, SYN_NONE,
+      "how long an unreachable host is remembered; keep below MinimalBackoffTime"),
+
+    /* [mailgw.path] */
+    P(PTH, "QueuePath", CONF_STR, NULL, 0, 0, NULL, NULL, O_ALL, CONF_REQUIRED | CONF_PATH,
+      SYN_NONE, "queue directory; a relative path is taken from the working directory at start"),
+    P(PTH, "ControlPath", CONF_STR, "", 0, 0, NULL, NULL, OWN_MASTER, CONF_PATH, SYN_NONE,
+      "directory polled for control files; empty = off"),
+    P(PTH, "IncomingArchivePath", CONF_STR, "", 0, 0, NULL, NULL, OWN_QMGR | OWN_QUARANTINE,
+      CONF_PATH, SYN_NONE, "directory keeping a copy of every received message; empty = off"),
+    P(PTH, "OutgoingArchivePath", CONF_STR, "", 0, 0, NULL, NULL, OWN_QMGR | OWN_QUARANTINE,
+      CONF_PATH, SYN_NONE, "directory keeping a copy of every sent message; empty = off"),
+    P(PTH, "PidFile", CONF_STR, "", 0, 0, NULL, NULL, OWN_MASTER | OWN_CLI, CONF_PATH, SYN_NONE,
+      "master's pid file; empty = QueuePath/pid/master.pid"),
+
+    /* [mailgw.options] */
+    P(OPT, "User", CONF_STR, "mailgw", 0, 0, NULL, NULL, O_ALL, 0, SYN_USER,
+      "unprivileged user the daemons run as when started by root"),
+    P(OPT, "AdminGroup", CONF_STR, "", 0, 0, NULL, NULL, OWN_MASTER | OWN_CLI, 0, SYN_USER,
+      "group allowed to use the control socket; empty = only root and User"),
+    P(OPT, "LogFilename", CONF_STR, "", 0, 0, NULL, NULL, O_ALL, CONF_PATH, SYN_NONE,
+      "log file; empty = syslog (stderr in the foreground)"),
+    P(OPT, "LogLevel", CONF_INT, "4", 1, 9, NULL, "1|2|3|4|9", O_ALL, 0, SYN_NONE,
+      "1 errors, 2 warnings, 3 info, 4 activity (one line per message event), 9 debug"),
+    P(OPT, "StatFilename", CONF_STR, "", 0, 0, NULL, NULL, OWN_MASTER | OWN_CLI, CONF_PATH,
+      SYN_NONE, "file the stats command writes the counters to; empty = off"),
+    P(OPT, "AVStatistics", CONF_STR, "", 0, 0, NULL, NULL, OWN_SCAND, 0, SYN_NONE,
+      "file receiving one tab-separated line per scanned message; empty = off"),
+    P(OPT, "ICheckerDBFilename", CONF_STR, "", 0, 0, NULL, NULL, 0, 0, SYN_NONE,
+      "accepted for compatibility and unused (mailgw keeps no iChecker database)"),
+    P(OPT, "HeartbeatTimeout", CONF_TIME, "30", 5, 3600, "s", NULL, OWN_MASTER, 0, SYN_NONE,
+      "master kills a resident daemon that sent no heartbeat for this long"),
+
+    /* [mailgw.tls] */
+    P(TLS, "CertificateFile", CONF_STR, "", 0, 0, NULL, NULL, OWN_SMTPD | OWN_SMTP, CONF_PATH,
+      SYN_NONE, "PEM certificate (chain) of this gateway; empty = no STARTTLS offered"),
+    P(TLS, "KeyFile", CONF_STR, "", 0, 0, NULL, NULL, OWN_SMTPD | OWN_SMTP, CONF_PATH, SYN_NONE,
+      "PEM private key; empty = the key is in CertificateFile"),
+    P(TLS, "CAFile", CONF_STR, "", 0, 0, NULL, NULL, OWN_SMTP, CONF_PATH, SYN_NONE,
+      "PEM CA certificates for ClientTLS=verify; empty = the system store"),
+    P(TLS, "Protocols", CONF_STR, "TLSv1.2 TLSv1.3", 0, 0, NULL, NULL, OWN_SMTPD | OWN_SMTP, 0,
+      SYN_TLSPROTO, "TLS versions allowed, out of TLSv1 TLSv1.1 TLSv1.2 TLSv1.3"),
+    P(TLS, "Ciphers", CONF_STR, "", 0, 0, NULL, NULL, OWN_SMTPD | OWN_SMTP, 0, SYN_NONE,
+      "OpenSSL cipher list for TLS 1.2 and below; empty = OpenSSL's default"),
+    P(TLS, "OfferStartTLS", CONF_BOOL, "true", 0, 0, NULL, NULL, OWN_SMTPD, 0, SYN_NONE,
+      "offer STARTTLS to clients (only when CertificateFile is set)"),
+    P(TLS, "ClientTLS", CONF_ENUM, "may", 0, 0, NULL, "none|may|encrypt|verify", OWN_SMTP, 0,
+      SYN_NONE, "outbound TLS: none, may (opportunistic), encrypt (required), verify "
+      "(required with a verified certificate)"),
+};
+
+const size_t conf_nparams = sizeof(conf_params) / sizeof(conf_params[0]);
