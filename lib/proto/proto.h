@@ -85,6 +85,8 @@ int proto_take_fd(struct proto_msg *m, size_t i);
 /* Encode the attributes into out (header + body).  Returns 0, or -1 when
  * the frame would exceed the limits. */
 int proto_encode(const struct proto_msg *m, struct buf *out);
+/* The same, appending the frame to what out already holds. */
+int proto_encode_append(const struct proto_msg *m, struct buf *out);
 /* Decode one frame body (no header) of len bytes.  Returns 0, or -1 with
  * *why set to a static reason. */
 int proto_decode_body(const void *body, size_t len, struct proto_msg *out, const char **why);
@@ -100,12 +102,16 @@ int proto_recv(int sock, struct proto_msg *m, int timeout_ms, const char **why);
  * socket is readable, then take complete frames. */
 struct proto_conn {
     int fd;
-    struct buf in;
-    int fdq[PROTO_MAX_FDS * 4];
+    /* The fields below are private to lib/proto. */
+    struct buf in;              /* received bytes; in.data[inoff..] not taken */
+    size_t inoff;
+    uint64_t inpos;             /* stream offset of in.data[inoff] */
+    uint64_t rpos;              /* stream bytes received so far */
+    int fdq[PROTO_MAX_FDS * 4]; /* received fds, arrival order */
+    uint64_t fdqpos[PROTO_MAX_FDS * 4]; /* rpos after the read that brought each */
     size_t nfdq;
     struct buf out;             /* pending output bytes */
-    int outfds[PROTO_MAX_FDS];  /* fds to attach to the next output byte */
-    size_t noutfds;
+    size_t outoff;              /* out.data[outoff..out.len) not yet written */
     /* Queue of (offset into out, fds) for frames not yet flushed. */
     struct proto_pending *pending;
     size_t npending, cappending;
@@ -124,6 +130,9 @@ int proto_conn_queue(struct proto_conn *c, const struct proto_msg *m);
 /* Write what can be written.  Returns 1 all flushed, 0 more pending,
  * -1 error. */
 int proto_conn_flush(struct proto_conn *c);
+/* Bytes queued and not yet written (an event loop watches for writability
+ * while this is not 0). */
+size_t proto_conn_outlen(const struct proto_conn *c);
 
 /* Connect to a unix socket path (blocking), O_CLOEXEC.  -1 on error. */
 int proto_connect(const char *path);
