@@ -75,7 +75,12 @@ struct server *server_init(int argc, char **argv, const char *name);
 
 /* Attach the status channel and heartbeat to base.  on_command gets every
  * command from master except "stop"; it may fill reply (sent back when it
- * has attributes).  on_stop is called for "stop" and SIGTERM: the daemon
+ * has attributes).  When master's command carries "reqid" (a command
+ * relayed from `mailgw`), a reply {op="reply", command=OP, reqid=N,
+ * status=...} is always sent: the callback sets status="error" and
+ * reason=TEXT for a command it does not know or cannot do; an empty reply
+ * means status="ok".  Other attributes it puts (e.g. counters for
+ * "stats") are relayed to the user as name=value.  on_stop is called for "stop" and SIGTERM: the daemon
  * stops accepting, finishes in-flight work, then calls server_exit(0). */
 void server_event_attach(struct server *srv, struct event_base *base,
                          server_command_fn on_command, server_stop_fn on_stop,
@@ -86,6 +91,8 @@ void server_event_attach(struct server *srv, struct event_base *base,
 bool server_use(struct server *srv);
 /* Mark activity for max-idle. */
 void server_touch(struct server *srv);
+/* true once "stop" or SIGTERM arrived (the daemon is finishing up). */
+bool server_stopping(const struct server *srv);
 
 /* Send an event to master over the status channel (e.g. counters). */
 int server_notify(struct server *srv, const struct proto_msg *m);
