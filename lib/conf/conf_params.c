@@ -25,6 +25,8 @@
 #define PTH "mailgw.path"
 #define OPT "mailgw.options"
 #define TLS "mailgw.tls"
+#define AVE "mailgw.ave"
+#define POL "mailgw.policy"
 
 #define O_IN (OWN_MASTER | OWN_SMTPD)
 #define O_DNS (OWN_SMTPD | OWN_SMTP | OWN_SPFD)
@@ -103,6 +105,8 @@ const struct conf_param conf_params[] = {
       SYN_NONE, "longest SMTP command line accepted (500 5.5.2 beyond)"),
     P(LIM, "MaximalTextLineLength", CONF_SIZE, "2048", 1000, 65536, "B", NULL, OWN_SMTPD, 0,
       SYN_NONE, "longest message text line accepted"),
+    P(LIM, "BounceSizeLimit", CONF_SIZE, "50000", 0, 10240000, "B", NULL, OWN_QMGR, 0, SYN_NONE,
+      "bytes of the original message returned in a failure report (0 = the default 50000)"),
 
     /* [mailgw.timeouts] */
     P(TMO, "MaximalBackoffTime", CONF_TIME, "21600", 60, 64800, "s", NULL, OWN_QMGR, 0, SYN_NONE,
@@ -111,6 +115,8 @@ const struct conf_param conf_params[] = {
       "lower bound of the retry interval of deferred mail"),
     P(TMO, "MaximalQueueLifetime", CONF_TIME, "5", 1, 14, "d", NULL, OWN_QMGR, 0, SYN_NONE,
       "how long delivery is retried before the message bounces"),
+    P(TMO, "DelayWarningTime", CONF_TIME, "4", 0, 168, "h", NULL, OWN_QMGR, 0, SYN_NONE,
+      "send one delay report (NOTIFY=DELAY) for mail still queued after this long; 0 = off"),
     P(TMO, "ReadTimeout", CONF_TIME, "120", 1, 1200, "s", NULL, OWN_SMTPD | OWN_SMTP, 0, SYN_NONE,
       "network read timeout"),
     P(TMO, "WriteTimeout", CONF_TIME, "120", 1, 1200, "s", NULL, OWN_SMTPD | OWN_SMTP, 0,
@@ -167,8 +173,74 @@ const struct conf_param conf_params[] = {
       CONF_PATH, SYN_NONE, "directory keeping a copy of every received message; empty = off"),
     P(PTH, "OutgoingArchivePath", CONF_STR, "", 0, 0, NULL, NULL, OWN_QMGR | OWN_QUARANTINE,
       CONF_PATH, SYN_NONE, "directory keeping a copy of every sent message; empty = off"),
+    P(PTH, "DsnTemplate", CONF_STR, "", 0, 0, NULL, NULL, OWN_QMGR, CONF_PATH, SYN_NONE,
+      "text part of delivery status notifications (dsn.tmpl(5)); empty = the built-in text"),
     P(PTH, "PidFile", CONF_STR, "", 0, 0, NULL, NULL, OWN_MASTER | OWN_CLI, CONF_PATH, SYN_NONE,
       "master's pid file; empty = QueuePath/pid/master.pid"),
+
+    /* [path] (Kaspersky's product-wide paths, reference §1.3) */
+    P("path", "BasesPath", CONF_STR, "/var/lib/mailgw/bases", 0, 0, NULL, NULL,
+      OWN_SCAND | OWN_UPDATER, CONF_PATH, SYN_NONE,
+      "directory of the anti-virus databases (.cvd/.cld/.cud, .hdb, .ndb, .ldb, ...) "
+      "loaded by scand; a relative path is taken from the working directory at start"),
+
+    /* [mailgw.ave] (anti-virus engine, reference §1.12) */
+    P(AVE, "ScanArchives", CONF_BOOL, "true", 0, 0, NULL, NULL, OWN_SCAND, 0, SYN_NONE,
+      "scan inside archives (zip, gzip, bzip2, tar, 7z, rar, cab, ...)"),
+    P(AVE, "Cure", CONF_BOOL, "false", 0, 0, NULL, NULL, OWN_SCAND, 0, SYN_NONE,
+      "accepted for compatibility; mailgw does not disinfect (libclamav cannot cure), "
+      "so no object ever gets the status disinfected"),
+    P(AVE, "ScanMailBases", CONF_BOOL, "true", 0, 0, NULL, NULL, OWN_SCAND, 0, SYN_NONE,
+      "accepted for compatibility; mailbox files (mbox, .eml, TNEF) inside messages are "
+      "always scanned"),
+    P(AVE, "UseIChecker", CONF_BOOL, "false", 0, 0, NULL, NULL, OWN_SCAND, 0, SYN_NONE,
+      "accepted for compatibility and unused: every object is scanned every time"),
+    P(AVE, "ScanTimeout", CONF_TIME, "120", 1, 3600, "s", NULL, OWN_SCAND, 0, SYN_NONE,
+      "time limit for scanning one message; past it the object gets status error, and a "
+      "worker still busy a few seconds later is killed (the message is retried)"),
+    P(AVE, "MaxFileSize", CONF_SIZE, "100", 1, 4000, "MB", NULL, OWN_SCAND, 0, SYN_NONE,
+      "largest object (or file inside an archive) scanned; larger ones get status error"),
+    P(AVE, "MaxScanSize", CONF_SIZE, "400", 1, 4000, "MB", NULL, OWN_SCAND, 0, SYN_NONE,
+      "most data scanned for one object, archive contents included; beyond it: error"),
+    P(AVE, "MaxRecursion", CONF_INT, "17", 1, 100, NULL, NULL, OWN_SCAND, 0, SYN_NONE,
+      "deepest nesting of archives and embedded files scanned; deeper: error"),
+    P(AVE, "MaxFiles", CONF_INT, "10000", 1, 1000000, NULL, NULL, OWN_SCAND, 0, SYN_NONE,
+      "most files scanned inside one object; more: error"),
+    P(AVE, "MinWorkers", CONF_INT, "1", 1, 1024, NULL, NULL, OWN_SCAND, 0, SYN_NONE,
+      "scanning worker processes kept running even when idle"),
+    P(AVE, "MaxWorkers", CONF_INT, "10", 1, 1024, NULL, NULL, OWN_SCAND, 0, SYN_NONE,
+      "most scanning worker processes (also capped by [mailgw.limits] AntiviralSessions)"),
+    P(AVE, "MaxMessagesPerProcess", CONF_INT, "300", 1, 1000000, NULL, NULL, OWN_SCAND, 0,
+      SYN_NONE, "a scanning worker exits after this many messages and a fresh one starts"),
+    P(AVE, "MaxIdleTime", CONF_TIME, "300", 0, 86400, "s", NULL, OWN_SCAND, 0, SYN_NONE,
+      "a worker above MinWorkers idle this long exits (0 = never)"),
+    P(AVE, "WorkerMemoryLimit", CONF_SIZE, "1024", 64, 65536, "MB", NULL, OWN_SCAND, 0,
+      SYN_NONE, "address space a worker may use beyond the loaded bases (RLIMIT_AS); a worker "
+      "that runs out dies and the message is retried"),
+
+    /* [mailgw.policy] attachment filter (reference §1.13; overridable per group) */
+    P(POL, "IncludeByName", CONF_LIST, NULL, 0, 0, NULL, NULL, OWN_SCAND, CONF_GROUP | CONF_SPLIT,
+      SYN_NONE, "file name masks (* ? [...], case-insensitive) of attachments and archive "
+      "members that get status filtered; empty = no name filter"),
+    P(POL, "ExcludeByName", CONF_LIST, NULL, 0, 0, NULL, NULL, OWN_SCAND, CONF_GROUP | CONF_SPLIT,
+      SYN_NONE, "file name masks exempt from IncludeByName and IncludeByMime"),
+    P(POL, "IncludeByMime", CONF_LIST, NULL, 0, 0, NULL, NULL, OWN_SCAND, CONF_GROUP | CONF_SPLIT,
+      SYN_NONE, "MIME type masks (e.g. application/x-msdownload, video/*) of parts that get "
+      "status filtered; empty = no type filter"),
+    P(POL, "ExcludeByMime", CONF_LIST, NULL, 0, 0, NULL, NULL, OWN_SCAND, CONF_GROUP | CONF_SPLIT,
+      SYN_NONE, "MIME type masks exempt from IncludeByName and IncludeByMime"),
+
+    /* [mailgw.policy] quarantine store (reference §1.13, §3.10; quarantine(8)) */
+    P("mailgw.policy", "QuarantinePath", CONF_STR, "", 0, 0, NULL, NULL,
+      OWN_QUARANTINE | OWN_QMGR | OWN_SCAND, CONF_PATH, SYN_NONE,
+      "directory of the quarantine area of the store; empty = QueuePath/quarantine"),
+    P("mailgw.policy", "BackupPath", CONF_STR, "", 0, 0, NULL, NULL,
+      OWN_QUARANTINE | OWN_QMGR | OWN_SCAND, CONF_PATH, SYN_NONE,
+      "directory of the backup area of the store; empty = QueuePath/backup"),
+    P("mailgw.policy", "QuarantineMaxAge", CONF_TIME, "30", 0, 3650, "d", NULL,
+      OWN_QUARANTINE | OWN_QMGR | OWN_CLI, 0, SYN_NONE,
+      "mailgw quarantine expire (and the daily expiry) removes stored messages older than "
+      "this from every area; 0 = keep for ever"),
 
     /* [mailgw.options] */
     P(OPT, "User", CONF_STR, "mailgw", 0, 0, NULL, NULL, O_ALL, 0, SYN_USER,
