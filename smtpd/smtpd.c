@@ -6,7 +6,7 @@
  * One process runs many sessions on one libevent base.
  *
  * This file: start-up (limits from [mailgw.limits]/[mailgw.timeouts], TLS,
- * access rules, the qmgr client), accept with the session limits
+ * access rules, the qmgr client, the fsync worker threads), accept with the session limits
  * (IncomingSessions, MaximalIncomingSessionsPerIP: "421 4.7.0" to the
  * excess connection), recv-off/recv-on from master ("421 4.3.2" to new
  * connections while off), the "stats" command (counters by their
@@ -269,6 +269,7 @@ int main(int argc, char **argv)
     qpath = server_queue_file(srv, "private/qmgr");
     d->qmgr = smtpd_queue_init(d, qpath);
     free(qpath);
+    d->fsync = smtpd_fsync_init(d->base);
     for (size_t i = 0; i < srv->nlisten && i < 16; i++) {
         d->listen_ev[i] = event_new(d->base, srv->listen_fds[i], EV_READ | EV_PERSIST,
                                     smtpd_accept_cb, d);

@@ -3,14 +3,15 @@
  *
  *   smtpd.c          main, listeners, accept, session limits, master commands
  *   smtpd_session.c  session state, input loop, replies, timeouts, close
- *   smtpd_cmd.c      pure command line / path parser (fuzzed)
+ *   smtpd_cmd.c      pure command line parser (fuzzed); paths: lib/addr
  *   smtpd_hello.c    EHLO HELO RSET NOOP QUIT VRFY EXPN HELP, unknown
  *   smtpd_mail.c     MAIL RCPT (ESMTP parameters, access checks)
  *   smtpd_xfer.c     DATA BDAT, Received:, end of message, commit
  *   smtpd_data.c     pure DATA/BDAT framing state machine (fuzzed)
  *   smtpd_queue.c    qmgr commit client (CONTRACTS.md)
+ *   smtpd_fsync.c    END + fsync of queue files on worker threads
  *   smtpd_tls.c      STARTTLS
- *   smtpd_access.c   access rules (another module; called, not owned)
+ *   smtpd_access.c   access rules (masks: lib/addr, DNS facts: lib/dns)
  */
 #ifndef MAILGW_SMTPD_H
 #define MAILGW_SMTPD_H
@@ -34,6 +35,8 @@ struct conf;
 struct access_ctx;
 struct access_session;
 struct smtpd_qmgr;
+struct smtpd_fsync;
+struct smtpd_fsync_job;
 typedef struct ssl_ctx_st SSL_CTX;
 
 /* Counters, named as Kaspersky's statistics (reference §3.7). */
@@ -78,6 +81,7 @@ struct smtpd {
     SSL_CTX *tls_ctx;                   /* NULL: no STARTTLS */
     struct access_ctx *access;
     struct smtpd_qmgr *qmgr;
+    struct smtpd_fsync *fsync;          /* END + fsync worker threads */
     struct smtpd_counters cnt;
 };
 
@@ -107,6 +111,7 @@ struct smtpd_txn {
     bool logged_client;
     struct queue_writer w;
     bool writing, write_failed;
+    struct smtpd_fsync_job *fsync_job;  /* END + fsync running: w, fd moved */
     /* content */
     struct smtpd_data dm;
     struct smtpd_hdr hdr;
@@ -215,5 +220,14 @@ void smtpd_queue_commit(struct smtpd_session *s, smtpd_queue_cb cb);
 void smtpd_queue_abort(struct smtpd *d, const char *id);
 /* The session goes away: its pending callbacks are dropped. */
 void smtpd_queue_forget(struct smtpd *d, struct smtpd_session *s);
+
+/* smtpd_fsync.c: END + fsync of the queue file on a worker thread. */
+struct smtpd_fsync *smtpd_fsync_init(struct event_base *base);
+/* Moves s->txn.w and s->txn.fd to a worker, which writes END and fsyncs;
+ * then, from the loop, cb(s, 0, NULL) or cb(s, 451, reason). */
+void smtpd_fsync_finish(struct smtpd_session *s, smtpd_queue_cb cb);
+/* The transaction ends: the pending callback is dropped (the worker still
+ * finishes the job and closes the fd). */
+void smtpd_fsync_forget(struct smtpd_session *s);
 
 #endif

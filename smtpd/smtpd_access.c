@@ -8,10 +8,12 @@
  * forward-confirmed name (always, at connect: logs need it), its DNSBL
  * state (when a ConnectRule uses in_dnsbl/out_dnsbl), the HELO name's
  * addresses and the sender domain's MX and addresses (when rules use
- * them).  Each fact is TRUE, FALSE or UNKNOWN (DNS failed).  Lookups start
- * at the stage that learns the input (connect, HELO, MAIL) and a stage
- * waits only for the facts its own decision needs, so DNSBL and HELO
- * lookups overlap with the dialogue and are usually done by RCPT.
+ * them).  Each fact is TRUE, FALSE or UNKNOWN (DNS failed), except the
+ * DNSBL state: a failed DNSBL lookup is "not listed" (Postfix's rule; a
+ * dead zone must not tempfail everyone) with a warning naming the zone.
+ * Lookups start at the stage that learns the input (connect, HELO, MAIL)
+ * and a stage waits only for the facts its own decision needs, so DNSBL
+ * and HELO lookups overlap with the dialogue and are usually done by RCPT.
  *
  * Rules.  A rule set is walked top-down; the first rule whose recipient
  * part and condition both match decides.  An UNKNOWN condition decides
@@ -20,23 +22,28 @@
  * never lets a denied recipient through.  Relay: RelayRule then Rule; no
  * match allows only recipients in ProtectedDomains (and bare postmaster).
  *
- * Diagnostics: access_load() reports rule syntax errors and unreadable
- * file: lists into diag; log_info "access: ..." lines for DNS failures
- * that turned a decision into TEMPFAIL.
+ * Diagnostics: access_load() reports rule syntax errors, bad masks and
+ * unreadable file: lists into diag; log_info "access: ..." lines for DNS
+ * failures of rDNS, HELO and sender lookups; "warning: dnsbl ZONE: lookup
+ * of REVERSED.ZONE failed: REASON; treating as not listed".
+ *
+ * Masks: lib/addr (struct addr_masklist: IP masks, address and domain
+ * masks with '*' and '?'); rules are split by lib/conf's conf_rule_split
+ * and file: lists read by conf_list_file.  Recipient masks keep their
+ * older spellings: "*@*" and "any" mean "*", "@domain" means "domain".
  *
  * Security: addresses and HELO names in replies are cut to 200 bytes and
  * non-printable bytes become '?', so replies stay single, short lines.
- * Glob matching is iterative (no recursion on peer input).
+ * Mask matching (lib/addr) is iterative, never exponential on peer input.
  */
 #include <arpa/inet.h>
-#include <ctype.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include <event2/event.h>
 
+#include "addr/addr.h"
 #include "conf/conf.h"
 #include "dns/dns.h"
 #include "smtpd_access.h"
@@ -46,148 +53,11 @@
 
 #define ACCESS_TEXT_MAX 200
 
-/* ------------------------------------------------------------ matching */
-
-struct ipmask {
-    int family;
-    unsigned char addr[16];
-    unsigned bits;
-};
-
-struct iplist {
-    struct ipmask *v;
-    size_t n;
-    bool any;
-};
-
-struct masklist {
-    char **v;
-    size_t n;
-    bool any;
-};
-
-static int ip_parse(const char *s, int *family, unsigned char *b)
-{
-    static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-
-    memset(b, 0, 16);
-    if (inet_pton(AF_INET, s, b) == 1) {
-        *family = AF_INET;
-        return 0;
-    }
-    if (inet_pton(AF_INET6, s, b) != 1)
-        return -1;
-    *family = AF_INET6;
-    if (memcmp(b, mapped, 12) == 0) {
-        memmove(b, b + 12, 4);
-        memset(b + 4, 0, 12);
-        *family = AF_INET;
-    }
-    return 0;
-}
-
-/* "IP", "IP/NN", "IP/255.255.0.0". */
-static int ipmask_parse(const char *s, struct ipmask *m)
-{
-    char host[INET6_ADDRSTRLEN + 1];
-    const char *slash = strchr(s, '/');
-    size_t n = slash ? (size_t)(slash - s) : strlen(s);
-    unsigned max;
-
-    if (n >= sizeof host)
-        return -1;
-    memcpy(host, s, n);
-    host[n] = '\0';
-    if (ip_parse(host, &m->family, m->addr) < 0)
-        return -1;
-    max = m->family == AF_INET ? 32 : 128;
-    m->bits = max;
-    if (!slash)
-        return 0;
-    if (strchr(slash + 1, '.')) {
-        unsigned char mb[16];
-        int fam;
-        uint32_t v;
-
-        if (ip_parse(slash + 1, &fam, mb) < 0 || fam != AF_INET || m->family != AF_INET)
-            return -1;
-        v = (uint32_t)mb[0] << 24 | (uint32_t)mb[1] << 16 | (uint32_t)mb[2] << 8 | mb[3];
-        m->bits = (unsigned)__builtin_popcount(v);
-        return (v << m->bits) == 0 || m->bits == 32 ? 0 : -1;
-    }
-    {
-        char *end;
-        unsigned long b = strtoul(slash + 1, &end, 10);
-        if (slash[1] == '\0' || *end != '\0' || b > max)
-            return -1;
-        m->bits = (unsigned)b;
-    }
-    return 0;
-}
-
-static bool ipmask_match(const struct ipmask *m, int family, const unsigned char *a)
-{
-    unsigned full = m->bits / 8, rest = m->bits % 8;
-
-    if (m->family != family || memcmp(m->addr, a, full) != 0)
-        return false;
-    if (rest == 0)
-        return true;
-    return ((m->addr[full] ^ a[full]) & (0xff << (8 - rest))) == 0;
-}
-
-static bool iplist_match(const struct iplist *l, int family, const unsigned char *a)
-{
-    if (l->any)
-        return true;
-    for (size_t i = 0; i < l->n; i++)
-        if (ipmask_match(&l->v[i], family, a))
-            return true;
-    return false;
-}
-
-/* Case-insensitive glob with * and ?; iterative backtracking. */
-static bool glob_match(const char *pat, const char *s)
-{
-    const char *star = NULL, *resume = NULL;
-
-    while (*s) {
-        if (*pat == '*') {
-            star = pat++;
-            resume = s;
-        } else if (*pat == '?' || tolower((unsigned char)*pat) == tolower((unsigned char)*s)) {
-            pat++;
-            s++;
-        } else if (star) {
-            pat = star + 1;
-            s = ++resume;
-        } else {
-            return false;
-        }
-    }
-    while (*pat == '*')
-        pat++;
-    return *pat == '\0';
-}
-
-/* A mask with '@' matches the whole address, one without the domain. */
-static bool masklist_match(const struct masklist *l, const char *addr)
-{
-    const char *at = strrchr(addr, '@');
-    const char *domain = at ? at + 1 : "";
-
-    if (l->any)
-        return true;
-    for (size_t i = 0; i < l->n; i++) {
-        const char *m = l->v[i];
-        if (m[0] == '@' ? glob_match(m + 1, domain)
-                        : strchr(m, '@') ? glob_match(m, addr) : glob_match(m, domain))
-            return true;
-    }
-    return false;
-}
-
 /* ------------------------------------------------------------ config */
+
+/* Masks are lib/addr's (struct addr_masklist): IP masks for the client
+ * side of RelayRule and AllowClients/DenyClients, address masks for the
+ * recipient side of every rule and ProtectedDomains. */
 
 enum cond {
     C_CLIENT,           /* RelayRule: the from part is an IP list */
@@ -200,8 +70,8 @@ enum cond {
 struct rule {
     bool allow;
     enum cond cond;
-    struct iplist from;
-    struct masklist to;
+    struct addr_masklist from;  /* C_CLIENT only */
+    struct addr_masklist to;
 };
 
 struct ruleset {
@@ -215,8 +85,8 @@ struct access_ctx {
     struct ruleset relay, connect, helo, mailfrom;
     char **dnsbl;
     size_t ndnsbl;
-    struct iplist allow_clients, deny_clients;
-    struct masklist protected_domains;
+    struct addr_masklist allow_clients, deny_clients;
+    struct addr_masklist protected_domains;
     bool deny_unresolved_connect, deny_unresolved_mailfrom;
 };
 
@@ -229,90 +99,61 @@ static const struct { const char *word; enum cond cond; const char *set; } cond_
     { "has_mx", C_HAS_MX, "MailfromRule" }, { "no_mx", C_NO_MX, "MailfromRule" },
 };
 
-/* The non-blank, non-comment lines of a file: list. */
-static int read_list(const char *path, char ***items, size_t *n)
+/* One item in lib/addr's spelling: for addresses "any" and "*@*" are
+ * "*", "@domain" is the domain mask "domain". */
+static char *mask_item(const char *s, unsigned kind)
 {
-    FILE *f = fopen(path, "re");
-    char line[1024];
+    if (kind == ADDR_LIST_IP)
+        return xstrdup(s);
+    if (strcasecmp(s, "any") == 0 || strcmp(s, "*@*") == 0)
+        return xstrdup("*");
+    return xstrdup(s[0] == '@' && s[1] ? s + 1 : s);
+}
 
-    if (!f)
+/* Append item (or, for "file:/PATH", the lines of that file: no nesting)
+ * to the NULL-terminated *v of *n entries. */
+static int mask_items_add(char ***v, size_t *n, const char *item, unsigned kind, struct buf *err)
+{
+    char **lines = NULL;
+    long nl = 1;
+
+    if (strncmp(item, "file:", 5) == 0 && (nl = conf_list_file(item + 5, &lines, NULL, err)) < 0)
         return -1;
-    while (fgets(line, sizeof line, f)) {
-        char *p = line, *e;
-
-        while (isspace((unsigned char)*p))
-            p++;
-        e = p + strlen(p);
-        while (e > p && isspace((unsigned char)e[-1]))
-            *--e = '\0';
-        if (*p == '\0' || *p == '#')
+    *v = xreallocarray(*v, *n + (size_t)nl + 1, sizeof **v);
+    for (long i = 0; i < nl; i++) {
+        const char *s = lines ? lines[i] : item;
+        if (lines && strncmp(s, "file:", 5) == 0)
             continue;
-        *items = xreallocarray(*items, *n + 1, sizeof **items);
-        (*items)[(*n)++] = xstrdup(p);
+        (*v)[(*n)++] = mask_item(s, kind);
     }
-    fclose(f);
+    (*v)[*n] = NULL;
+    conf_list_file_free(lines);
     return 0;
 }
 
-static int iplist_add(struct iplist *l, const char *s, struct buf *err)
+/* Build l from n items of kind ADDR_LIST_IP or ADDR_LIST_ADDR. */
+static int masklist_load(struct addr_masklist *l, const char *const *items, size_t n,
+                         unsigned kind, struct buf *err)
 {
-    struct ipmask m;
+    char **v = NULL;
+    size_t nv = 0, bad = 0;
+    const char *why = NULL;
+    int rc = 0;
 
-    if (strcasecmp(s, "any") == 0 || strcmp(s, "*") == 0) {
-        l->any = true;
-        return 0;
+    memset(l, 0, sizeof *l);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = mask_items_add(&v, &nv, items[i], kind, err);
+    if (rc == 0 && addr_masklist_init(l, (const char *const *)v, kind, &why, &bad) < 0) {
+        buf_printf(err, "'%s' is not %s: %s", v[bad],
+                   kind == ADDR_LIST_IP ? "any, an IP, IP/NN, IP/MASK or file:/PATH"
+                                        : "an address or domain mask",
+                   why ? why : "invalid");
+        rc = -1;
     }
-    if (strncmp(s, "file:", 5) == 0) {
-        char **items = NULL;
-        size_t n = 0;
-        int rc = 0;
-
-        if (read_list(s + 5, &items, &n) < 0) {
-            buf_printf(err, "cannot read %s: %m", s + 5);
-            return -1;
-        }
-        for (size_t i = 0; i < n; i++) {
-            if (rc == 0 && strncmp(items[i], "file:", 5) != 0)
-                rc = iplist_add(l, items[i], err);
-            free(items[i]);
-        }
-        free(items);
-        return rc;
-    }
-    if (ipmask_parse(s, &m) < 0) {
-        buf_printf(err, "'%s' is not any, an IP, IP/NN, IP/MASK or file:/PATH", s);
-        return -1;
-    }
-    l->v = xreallocarray(l->v, l->n + 1, sizeof *l->v);
-    l->v[l->n++] = m;
-    return 0;
-}
-
-static int masklist_add(struct masklist *l, const char *s, struct buf *err)
-{
-    if (strcasecmp(s, "any") == 0 || strcmp(s, "*") == 0 || strcmp(s, "*@*") == 0) {
-        l->any = true;
-        return 0;
-    }
-    if (strncmp(s, "file:", 5) == 0) {
-        char **items = NULL;
-        size_t n = 0;
-
-        if (read_list(s + 5, &items, &n) < 0) {
-            buf_printf(err, "cannot read %s: %m", s + 5);
-            return -1;
-        }
-        for (size_t i = 0; i < n; i++) {
-            if (strncmp(items[i], "file:", 5) != 0)     /* no nesting */
-                masklist_add(l, items[i], err);
-            free(items[i]);
-        }
-        free(items);
-        return 0;
-    }
-    l->v = xreallocarray(l->v, l->n + 1, sizeof *l->v);
-    l->v[l->n++] = xstrdup(s);
-    return 0;
+    for (size_t i = 0; i < nv; i++)
+        free(v[i]);
+    free(v);
+    return rc;
 }
 
 static int rule_cond(const char *set, const char *word, enum cond *c)
@@ -329,32 +170,37 @@ static int rule_cond(const char *set, const char *word, enum cond *c)
     return -1;
 }
 
-/* "allow|deny from X to Y" */
+static void rule_free(struct rule *r)
+{
+    addr_masklist_free(&r->from);
+    addr_masklist_free(&r->to);
+}
+
+/* "allow|deny from X to Y" (split by lib/conf's conf_rule_split). */
 static int rule_parse(const char *set, const char *text, struct rule *r, struct buf *err)
 {
-    char *w[6], *tmp = xstrdup(text), *save = NULL;
-    size_t n = 0;
+    char *tmp = xstrdup(text);
+    struct conf_rule cr;
     int rc = -1;
 
     memset(r, 0, sizeof *r);
-    for (char *t = strtok_r(tmp, " \t", &save); t && n < 6; t = strtok_r(NULL, " \t", &save))
-        w[n++] = t;
-    if (n != 5 || (strcasecmp(w[0], "allow") && strcasecmp(w[0], "deny"))
-        || strcasecmp(w[1], "from") || strcasecmp(w[3], "to")) {
+    if (conf_rule_split(tmp, &cr) < 0) {
         buf_printf(err, "expected 'allow|deny from CONDITION to RCPTMASK'");
         goto out;
     }
-    r->allow = strcasecmp(w[0], "allow") == 0;
+    r->allow = cr.allow;
     if (strcmp(set, "RelayRule") == 0) {
         r->cond = C_CLIENT;
-        if (iplist_add(&r->from, w[2], err) < 0)
+        if (masklist_load(&r->from, &cr.from, 1, ADDR_LIST_IP, err) < 0)
             goto out;
-    } else if (rule_cond(set, w[2], &r->cond) < 0) {
-        buf_printf(err, "unknown condition '%s'", w[2]);
+    } else if (rule_cond(set, cr.from, &r->cond) < 0) {
+        buf_printf(err, "unknown condition '%s'", cr.from);
         goto out;
     }
-    rc = masklist_add(&r->to, w[4], err);
+    rc = masklist_load(&r->to, &cr.to, 1, ADDR_LIST_ADDR, err);
 out:
+    if (rc < 0)
+        rule_free(r);
     free(tmp);
     return rc;
 }
@@ -397,21 +243,17 @@ static int ruleset_load(struct ruleset *set, const struct conf *conf, const char
     return rc;
 }
 
-static int iplist_load(struct iplist *l, const struct conf *conf, const char *name,
-                       struct buf *diag)
+/* A list parameter (section.name) as a mask list. */
+static int masklist_conf(struct addr_masklist *l, const struct conf *conf, const char *section,
+                         const char *name, unsigned kind, struct buf *diag)
 {
     const char *const *items;
-    size_t n = access_conf_list(conf, "mailgw.access", name, &items);
+    size_t n = access_conf_list(conf, section, name, &items);
     struct buf err = BUF_INIT;
-    int rc = 0;
+    int rc = masklist_load(l, items, n, kind, &err);
 
-    for (size_t i = 0; i < n; i++) {
-        buf_reset(&err);
-        if (iplist_add(l, items[i], &err) < 0) {
-            buf_printf(diag, "%s: %s\n", name, err.data ? err.data : "invalid");
-            rc = -1;
-        }
-    }
+    if (rc < 0)
+        buf_printf(diag, "%s: %s\n", name, err.data ? err.data : "invalid");
     buf_free(&err);
     return rc;
 }
@@ -422,17 +264,18 @@ static int access_load_lists(struct access_ctx *ctx, const struct conf *conf, st
     size_t n;
     int rc = 0;
 
-    if (iplist_load(&ctx->allow_clients, conf, "AllowClients", diag) < 0
-        || iplist_load(&ctx->deny_clients, conf, "DenyClients", diag) < 0)
+    if (masklist_conf(&ctx->allow_clients, conf, "mailgw.access", "AllowClients", ADDR_LIST_IP,
+                      diag) < 0
+        || masklist_conf(&ctx->deny_clients, conf, "mailgw.access", "DenyClients", ADDR_LIST_IP,
+                         diag) < 0
+        || masklist_conf(&ctx->protected_domains, conf, "mailgw.network", "ProtectedDomains",
+                         ADDR_LIST_ADDR, diag) < 0)
         rc = -1;
     n = access_conf_list(conf, "mailgw.access", "DNSBlackList", &items);
     for (size_t i = 0; i < n; i++) {
         ctx->dnsbl = xreallocarray(ctx->dnsbl, ctx->ndnsbl + 1, sizeof *ctx->dnsbl);
         ctx->dnsbl[ctx->ndnsbl++] = xstrdup(items[i]);
     }
-    n = access_conf_list(conf, "mailgw.network", "ProtectedDomains", &items);
-    for (size_t i = 0; i < n; i++)
-        masklist_add(&ctx->protected_domains, items[i], diag);
     return rc;
 }
 
@@ -463,19 +306,10 @@ struct access_ctx *access_load(const struct conf *conf, struct buf *diag)
     return ctx;
 }
 
-static void masklist_free(struct masklist *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
-}
-
 static void ruleset_free(struct ruleset *set)
 {
-    for (size_t i = 0; i < set->n; i++) {
-        free(set->v[i].from.v);
-        masklist_free(&set->v[i].to);
-    }
+    for (size_t i = 0; i < set->n; i++)
+        rule_free(&set->v[i]);
     free(set->v);
 }
 
@@ -490,9 +324,9 @@ static void access_unref(struct access_ctx *ctx)
     for (size_t i = 0; i < ctx->ndnsbl; i++)
         free(ctx->dnsbl[i]);
     free(ctx->dnsbl);
-    free(ctx->allow_clients.v);
-    free(ctx->deny_clients.v);
-    masklist_free(&ctx->protected_domains);
+    addr_masklist_free(&ctx->allow_clients);
+    addr_masklist_free(&ctx->deny_clients);
+    addr_masklist_free(&ctx->protected_domains);
     free(ctx);
 }
 
@@ -534,8 +368,7 @@ struct lookup {
 struct access_session {
     struct access_ctx *ctx;
     char ip[INET6_ADDRSTRLEN + 8];
-    int family;
-    unsigned char addr[16];
+    struct addr_ip addr;                /* family 0 when ip is not one */
     char name[DNS_MAX_NAME];
     bool allowed_client, denied_client;
     enum fact has_name, in_dnsbl, helo_has_ip, same_ip, mail_has_ip, mail_has_mx;
@@ -588,15 +421,19 @@ static void lookup_cancel(struct lookup *lk)
     memset(lk, 0, sizeof *lk);
 }
 
+static bool ip_equal(const struct addr_ip *a, const struct addr_ip *b)
+{
+    return a->family != 0 && a->family == b->family
+           && memcmp(a->b, b->b, a->family == AF_INET ? 4 : 16) == 0;
+}
+
 static bool result_has_client(const struct access_session *s, const struct dns_result *r)
 {
-    for (size_t i = 0; i < r->count; i++) {
-        int fam;
-        unsigned char b[16];
-        if (ip_parse(r->records[i], &fam, b) == 0 && fam == s->family
-            && memcmp(b, s->addr, fam == AF_INET ? 4 : 16) == 0)
+    struct addr_ip a;
+
+    for (size_t i = 0; i < r->count; i++)
+        if (addr_ip_parse(r->records[i], &a) == 0 && ip_equal(&a, &s->addr))
             return true;
-    }
     return false;
 }
 
@@ -627,6 +464,18 @@ static void lookup_finish(struct access_session *s, enum group g)
     }
 }
 
+/* A DNSBL lookup that failed (timeout, SERVFAIL) counts as "not listed",
+ * as in Postfix: a dead DNSBL zone must not tempfail every client. */
+static void dnsbl_failed(struct access_session *s, struct slot *sl, const struct dns_result *r)
+{
+    const char *spec = s->ctx->dnsbl[sl->idx];
+
+    log_warn("dnsbl %.*s: lookup of %s failed: %s; treating as not listed",
+             (int)strcspn(spec, "="), spec, r->name ? r->name : "?",
+             r->reason ? r->reason : "temporary failure");
+    sl->status = DNS_NXDOMAIN;
+}
+
 static void slot_done(const struct dns_result *r, void *arg)
 {
     struct slot *sl = arg;
@@ -640,12 +489,14 @@ static void slot_done(const struct dns_result *r, void *arg)
             str_copy(s->name, r->records[0], sizeof s->name);
     } else if (sl->g == G_DNSBL) {
         sl->match = r->status == DNS_OK;
+        if (r->status == DNS_TEMPFAIL)
+            dnsbl_failed(s, sl, r);
     } else {
         sl->match = r->status == DNS_OK && result_has_client(s, r);
     }
-    if (r->status == DNS_TEMPFAIL)
+    if (sl->status == DNS_TEMPFAIL)
         log_info("access: %s[%s]: %s %s: temporary DNS failure (%s)", s->name, s->ip,
-                 sl->g == G_NAME || sl->g == G_DNSBL ? "lookup" : dns_type_name(r->type),
+                 sl->g == G_NAME ? "lookup" : dns_type_name(r->type),
                  r->name ? r->name : "?", r->reason ? r->reason : "?");
     if (--s->lk[sl->g].pending == 0)
         lookup_finish(s, sl->g);
@@ -707,7 +558,7 @@ static void reply_set(struct buf *b, const char *head, const char *peer, const c
 static enum fact rule_fact(const struct access_session *s, const struct rule *r)
 {
     switch (r->cond) {
-    case C_CLIENT: return iplist_match(&r->from, s->family, s->addr) ? F_TRUE : F_FALSE;
+    case C_CLIENT: return addr_masklist_match_ipbin(&r->from, &s->addr) ? F_TRUE : F_FALSE;
     case C_ANY: return F_TRUE;
     case C_HAS_NAME: return s->has_name;
     case C_NO_NAME: return fact_not(s->has_name);
@@ -738,7 +589,7 @@ static enum access_result ruleset_walk(const struct access_session *s, const str
         enum fact f;
         enum access_result rest;
 
-        if (!masklist_match(&r->to, rcpt))
+        if (!addr_masklist_match_addr(&r->to, rcpt))
             continue;
         f = rule_fact(s, r);
         if (f == F_TRUE) {
@@ -813,7 +664,7 @@ static bool rcpt_protected(const struct access_session *s, const char *rcpt)
 {
     if (strcasecmp(rcpt, "postmaster") == 0)
         return true;
-    return strchr(rcpt, '@') && masklist_match(&s->ctx->protected_domains, rcpt);
+    return strchr(rcpt, '@') && addr_masklist_match_addr(&s->ctx->protected_domains, rcpt);
 }
 
 /* Everything that decides a recipient, in Postfix's order: client, HELO,
@@ -959,10 +810,10 @@ struct access_session *access_session_new(struct access_ctx *ctx, const char *cl
     ctx->refs++;
     str_copy(s->ip, client_ip, sizeof s->ip);
     str_copy(s->name, "unknown", sizeof s->name);
-    if (ip_parse(client_ip, &s->family, s->addr) < 0)
-        s->family = AF_UNSPEC;
-    s->allowed_client = iplist_match(&ctx->allow_clients, s->family, s->addr);
-    s->denied_client = iplist_match(&ctx->deny_clients, s->family, s->addr);
+    if (addr_ip_parse(client_ip, &s->addr) < 0)
+        memset(&s->addr, 0, sizeof s->addr);
+    s->allowed_client = addr_masklist_match_ipbin(&ctx->allow_clients, &s->addr);
+    s->denied_client = addr_masklist_match_ipbin(&ctx->deny_clients, &s->addr);
     s->ev_ready = evtimer_new(dns_base(), access_ready_cb, s);
     if (!s->ev_ready)
         log_fatal("access: evtimer_new failed");
@@ -1006,7 +857,7 @@ void access_connect(struct access_session *s, access_cb cb, void *arg)
 }
 
 /* "[192.0.2.1]", "[IPv6:2001:db8::1]" or a bare address. */
-static int literal_ip(const char *s, int *family, unsigned char *b)
+static int literal_ip(const char *s, struct addr_ip *ip)
 {
     char tmp[INET6_ADDRSTRLEN + 8];
     size_t n = strlen(s);
@@ -1023,23 +874,21 @@ static int literal_ip(const char *s, int *family, unsigned char *b)
         return -1;
     memcpy(tmp, s, n);
     tmp[n] = '\0';
-    return ip_parse(tmp, family, b);
+    return addr_ip_parse(tmp, ip);
 }
 
 /* has_ip / same_ip of an address literal, without DNS. */
-static void helo_literal(struct access_session *s, int fam, const unsigned char *b)
+static void helo_literal(struct access_session *s, const struct addr_ip *ip)
 {
     s->helo_has_ip = F_TRUE;
-    s->same_ip = fam == s->family && memcmp(b, s->addr, fam == AF_INET ? 4 : 16) == 0
-                 ? F_TRUE : F_FALSE;
+    s->same_ip = ip_equal(ip, &s->addr) ? F_TRUE : F_FALSE;
 }
 
 void access_helo(struct access_session *s, const char *helo, access_cb cb, void *arg)
 {
     struct access_ctx *ctx = s->ctx;
     static const enum dns_type types[3] = { 0, DNS_T_A, DNS_T_AAAA };
-    unsigned char b[16];
-    int fam;
+    struct addr_ip ip;
 
     free(s->helo);
     s->helo = xstrdup(helo);
@@ -1047,8 +896,8 @@ void access_helo(struct access_session *s, const char *helo, access_cb cb, void 
     s->helo_has_ip = s->same_ip = F_NONE;
     if (ruleset_uses(&ctx->helo, C_HELO_HAS_IP, C_HELO_NO_IP)
         || ruleset_uses(&ctx->helo, C_SAME_IP, C_DIFF_IP)) {
-        if (literal_ip(helo, &fam, b) == 0) {
-            helo_literal(s, fam, b);
+        if (literal_ip(helo, &ip) == 0) {
+            helo_literal(s, &ip);
         } else {
             s->helo_has_ip = s->same_ip = F_PENDING;
             lookup_start(s, G_HELO, 3, types, helo);
@@ -1070,15 +919,14 @@ static void mail_lookups(struct access_session *s, const char *domain)
 {
     struct access_ctx *ctx = s->ctx;
     enum dns_type types[3] = { 0, 0, 0 };
-    unsigned char b[16];
-    int fam;
+    struct addr_ip ip;
 
     if (*domain == '\0') {
         s->mail_has_ip = s->mail_has_mx = F_FALSE;
         return;
     }
     if (domain[0] == '[') {
-        s->mail_has_ip = literal_ip(domain, &fam, b) == 0 ? F_TRUE : F_FALSE;
+        s->mail_has_ip = literal_ip(domain, &ip) == 0 ? F_TRUE : F_FALSE;
         s->mail_has_mx = F_FALSE;
         return;
     }

@@ -29,7 +29,11 @@
  *
  * A fact DNS could not establish (timeout, SERVFAIL) never turns into a
  * 5xx: a rule depending on it yields TEMPFAIL (4xx) unless every possible
- * value of the fact gives the same answer.
+ * value of the fact gives the same answer.  DNSBL lookups are the
+ * exception (as in Postfix): a failed lookup counts as "not listed", so a
+ * dead DNSBL zone does not tempfail every client; each failure is logged
+ * "warning: dnsbl ZONE: lookup of REVERSED.ZONE failed: REASON; treating
+ * as not listed".
  *
  * Callbacks always run from the event loop, never from inside the
  * access_* call.  One stage call at a time per session (SMTP commands are

@@ -1,9 +1,10 @@
 /*
- * smtpd_cmd - SMTP command line and path parsing.  See smtpd_cmd.h.
+ * smtpd_cmd - SMTP command line parsing.  See smtpd_cmd.h.  Paths and
+ * ESMTP parameters are lib/addr's (addr_path_parse).
  *
  * Security: input is one peer-supplied line; every index is checked
- * against its length, output is bounded by SMTPD_PATH_MAX and
- * SMTPD_MAX_PARAMS.  Nothing here allocates or logs.
+ * against its length; the result points into the line.  Nothing here
+ * allocates or logs.
  */
 #include "smtpd_cmd.h"
 

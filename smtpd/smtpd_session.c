@@ -111,6 +111,22 @@ static void reply_account(struct smtpd_session *s, int code)
     s->last_verb = -1;
 }
 
+static void reply_write(struct smtpd_session *s, const char *text, size_t len)
+{
+    evbuffer_add(bufferevent_get_output(s->bev), text, len);
+    evbuffer_add(bufferevent_get_output(s->bev), "\r\n", 2);
+}
+
+/* Format a reply line into line (size bytes, cut to fit); its length. */
+static size_t reply_vformat(char *line, size_t size, const char *fmt, va_list ap)
+{
+    int n = vsnprintf(line, size, fmt, ap);
+
+    if (n < 0)
+        return 0;
+    return (size_t)n < size ? (size_t)n : size - 1;
+}
+
 void smtpd_reply_raw(struct smtpd_session *s, const char *text, size_t len)
 {
     int code = 0;
@@ -119,8 +135,7 @@ void smtpd_reply_raw(struct smtpd_session *s, const char *text, size_t len)
         return;
     if (len >= 3)
         code = (text[0] - '0') * 100 + (text[1] - '0') * 10 + (text[2] - '0');
-    evbuffer_add(bufferevent_get_output(s->bev), text, len);
-    evbuffer_add(bufferevent_get_output(s->bev), "\r\n", 2);
+    reply_write(s, text, len);
     reply_account(s, code);
     if (code >= 400 && code != 421 && s->state != SMTPD_S_CONNECT) {
         if (++s->errors >= s->d->lim.errors) {
@@ -135,16 +150,13 @@ void smtpd_reply(struct smtpd_session *s, const char *fmt, ...)
 {
     va_list ap;
     char line[1024];
-    int n;
+    size_t n;
 
     va_start(ap, fmt);
-    n = vsnprintf(line, sizeof(line), fmt, ap);
+    n = reply_vformat(line, sizeof(line), fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n >= sizeof(line))
-        n = sizeof(line) - 1;
-    smtpd_reply_raw(s, line, (size_t)n);
+    if (n > 0)
+        smtpd_reply_raw(s, line, n);
 }
 
 void smtpd_close(struct smtpd_session *s)
@@ -169,15 +181,13 @@ void smtpd_close_reply(struct smtpd_session *s, const char *fmt, ...)
 {
     va_list ap;
     char line[512];
-    int n;
+    size_t n;
 
     va_start(ap, fmt);
-    n = vsnprintf(line, sizeof(line), fmt, ap);
+    n = reply_vformat(line, sizeof(line), fmt, ap);
     va_end(ap);
     if (n > 0 && s->bev && s->state != SMTPD_S_CLOSING) {
-        evbuffer_add(bufferevent_get_output(s->bev), line,
-                     (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
-        evbuffer_add(bufferevent_get_output(s->bev), "\r\n", 2);
+        reply_write(s, line, n);
         reply_account(s, 421);
     }
     smtpd_close(s);
@@ -241,6 +251,7 @@ void smtpd_txn_reset(struct smtpd_session *s)
 {
     struct smtpd_txn *t = &s->txn;
 
+    smtpd_fsync_forget(s);
     if (t->writing)
         queue_writer_close(&t->w);
     if (t->fd >= 0)

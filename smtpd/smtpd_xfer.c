@@ -10,8 +10,9 @@
  * over-long line), when it is too big (552 5.3.4,
  * MaximalIncomingMessageSize / MaximalIncomingSessionSize), when it has
  * more Received: headers than MaximalIncomingHops (554 5.4.6), or when a
- * write failed (451 4.3.0); otherwise the writer adds END and fsyncs, qmgr
- * commits, and only then "250 2.0.0 Ok: queued as ID".
+ * write failed (451 4.3.0); otherwise the writer adds END and fsyncs (on
+ * a worker thread, smtpd_fsync.c: the loop keeps serving other sessions),
+ * qmgr commits, and only then "250 2.0.0 Ok: queued as ID".
  *
  * BDAT: chunks are read by count; a chunk sent where no transaction can
  * take it is read and dropped (503); after a failed chunk every further
@@ -188,30 +189,48 @@ static void xfer_commit_cb(struct smtpd_session *s, int code, const char *reason
     smtpd_resume(s);
 }
 
-/* End of the message (DATA's final dot or BDAT LAST). */
-static void xfer_end(struct smtpd_session *s)
+/* The message is refused (reply) at its end. */
+static void xfer_refuse(struct smtpd_session *s, const char *reply, const char *extra)
 {
     struct smtpd_txn *t = &s->txn;
-    const char *extra, *reply = xfer_verdict(s, &extra);
 
-    if (reply == NULL && queue_writer_finish(&t->w) < 0) {
-        log_warn("%s: queue file finish: %s", t->id, t->w.error ? t->w.error : "error");
-        reply = "451 4.3.0 Error: queue file write error";
-    }
-    if (reply) {
-        if (reply[0] == '5')
-            log_msg("%s: reject: END-OF-MESSAGE from %s: %s; from=<%s>%s%s%s proto=%s helo=<%s>%s%s",
-                    t->id, s->namaddr, reply, t->sender, t->nrcpts == 1 ? " to=<" : "",
-                    t->nrcpts == 1 ? t->rcpts[0].addr : "", t->nrcpts == 1 ? ">" : "",
-                    smtpd_proto_name(s), s->helo, extra ? " " : "", extra ? extra : "");
-        smtpd_reply(s, "%s", reply);
-        smtpd_txn_reset(s);
+    if (reply[0] == '5')
+        log_msg("%s: reject: END-OF-MESSAGE from %s: %s; from=<%s>%s%s%s proto=%s helo=<%s>%s%s",
+                t->id, s->namaddr, reply, t->sender, t->nrcpts == 1 ? " to=<" : "",
+                t->nrcpts == 1 ? t->rcpts[0].addr : "", t->nrcpts == 1 ? ">" : "",
+                smtpd_proto_name(s), s->helo, extra ? " " : "", extra ? extra : "");
+    smtpd_reply(s, "%s", reply);
+    smtpd_txn_reset(s);
+}
+
+/* END is written and the file fsync()ed (on a worker thread): commit. */
+static void xfer_synced_cb(struct smtpd_session *s, int code, const char *reason)
+{
+    struct smtpd_txn *t = &s->txn;
+
+    if (code != 0) {
+        log_warn("%s: queue file finish: %s", t->id, reason ? reason : "error");
+        xfer_refuse(s, "451 4.3.0 Error: queue file write error", NULL);
+        smtpd_resume(s);
         return;
     }
     if (t->hdr.msgid[0])
         log_msg("%s: message-id=%s", t->id, t->hdr.msgid);
-    s->busy = true;
     smtpd_queue_commit(s, xfer_commit_cb);
+}
+
+/* End of the message (DATA's final dot or BDAT LAST): refuse it, or have
+ * END written and fsync()ed off the loop, then commit, then 250. */
+static void xfer_end(struct smtpd_session *s)
+{
+    const char *extra, *reply = xfer_verdict(s, &extra);
+
+    if (reply) {
+        xfer_refuse(s, reply, extra);
+        return;
+    }
+    s->busy = true;
+    smtpd_fsync_finish(s, xfer_synced_cb);
 }
 
 void smtpd_cmd_data(struct smtpd_session *s, const struct smtpd_cmd *c)

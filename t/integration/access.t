@@ -2,8 +2,9 @@
 # Access rules through the real gateway (master + smtpd) with swaks from
 # different loopback source addresses, against a real nsd serving the
 # test zones (t/lib/TestDNS.pm): DNSBL (listing, error code), rDNS,
-# HeloRule, MailfromRule, DenyClients, the open-relay test, and a DNS
-# timeout that must give 4xx.
+# HeloRule, MailfromRule, DenyClients, the open-relay test, a DNSBL
+# timeout (not listed, with a warning naming the zone) and an rDNS
+# timeout that must give 4xx, never 5xx.
 use strict;
 use warnings;
 use Test::More;
@@ -91,13 +92,19 @@ sub gateway {
     $gw->stop;
 }
 
-# DNS timeout: 4xx, never 5xx.
+# DNS timeouts: a dead DNSBL counts as "not listed" (as in Postfix), a
+# failed rDNS lookup gives 4xx, never 5xx.
 {
     my $gw = gateway(nameserver => $dns->silent, 'mailgw.access.DNSBlackList' => 'bl.test',
-                     'mailgw.access.ConnectRule' => ['deny from in_dnsbl to *']);
+                     'mailgw.access.ConnectRule' => ['deny from in_dnsbl to *',
+                                                     'deny from no_name to *@norname.example.test']);
     ok($gw, 'gateway with a silent nameserver started') or BAIL_OUT('no gateway');
     my $out = swaks($gw, ip => '127.0.0.2');
-    like($out, qr/<\*\* 450 4\.7\.1 /, 'DNSBL timeout gives 450');
+    like($out, qr/<-  250 2\.1\.5/, 'DNSBL timeout: client accepted (not listed)') or diag $out;
+    ok($gw->wait_log(qr/warning: dnsbl bl\.test: lookup of 2\.0\.0\.127\.bl\.test failed: timeout; treating as not listed/, 10),
+       'DNSBL timeout logged as a warning naming the zone');
+    $out = swaks($gw, ip => '127.0.0.2', to => 'x@norname.example.test');
+    like($out, qr/<\*\* 450 4\.7\.1 /, 'rDNS timeout with a no_name rule gives 450');
     unlike($out, qr/<\*\* 5\d\d /, 'no 5xx on a DNS timeout');
     $gw->stop;
 }

@@ -44,9 +44,10 @@ IONetworkTimeout=1
 $o{access}
 EOF
     close $fh;
+    my $err = "$dir/e$n.log";
     my $pid = open(my $out, '-|') // die "fork: $!";
     if (!$pid) {
-        open STDERR, '>', '/dev/null';
+        open STDERR, '>', $err;
         exec $accessq, '-c', $conf, $ip, @steps;
         exit 127;
     }
@@ -57,6 +58,12 @@ EOF
         $r{$k} = $v;
     }
     close $out;
+    # accessq's log (stderr): under the key "_log".
+    $r{_log} = '';
+    if (open my $fh, '<', $err) {
+        local $/;
+        $r{_log} = <$fh> // '';
+    }
     return \%r;
 }
 
@@ -79,6 +86,35 @@ $r = run_access('', '192.0.2.1', 'rcpt', 'bob@other.test');
 like($r->{rcpt}, qr/^DENY RelayRule/, 'no rules at all: not an open relay');
 $r = run_access('', '192.0.2.1', 'rcpt', 'bob@example.test');
 is($r->{rcpt}, 'ALLOW', 'no rules at all: protected domain accepted');
+
+# Masks (lib/addr) and file: lists in rules.
+{
+    open my $fh, '>', "$dir/clients" or die "$dir/clients: $!";
+    print $fh "# partners\n192.0.2.0/24\n\n2001:db8::/32\n";
+    close $fh;
+    open $fh, '>', "$dir/rcpts" or die "$dir/rcpts: $!";
+    print $fh "*\@partner.test\n\@friend.test\n";
+    close $fh;
+}
+my $files = "RelayRule=allow from file:$dir/clients to file:$dir/rcpts";
+$r = run_access($files, '192.0.2.77', 'rcpt', 'x@partner.test', 'rcpt', 'x@FRIEND.test');
+is($r->{rcpt}, 'ALLOW', 'file: lists: client in a listed network, "@domain" recipient mask');
+$r = run_access($files, '2001:db8::5', 'rcpt', 'x@partner.test');
+is($r->{rcpt}, 'ALLOW', 'file: list: IPv6 network');
+$r = run_access($files, '198.51.100.1', 'rcpt', 'x@partner.test');
+like($r->{rcpt}, qr/^DENY RelayRule/, 'file: list: client outside every listed network');
+$r = run_access($files, '192.0.2.77', 'rcpt', 'x@other.test');
+like($r->{rcpt}, qr/^DENY RelayRule/, 'file: list: recipient matching no mask');
+$r = run_access("RelayRule=allow from any to *\@*", '198.51.100.1', 'rcpt', 'x@other.test');
+is($r->{rcpt}, 'ALLOW', 'old spelling "*@*" recipient');
+$r = run_access("RelayRule=allow from ::ffff:10.0.0.0/104 to any", '10.9.8.7', 'rcpt', 'x@other.test');
+is($r->{rcpt}, 'ALLOW', 'IPv4-mapped IPv6 mask matches an IPv4 client');
+$r = run_access("RelayRule=allow from any to us?r\@*.partner.test", '198.51.100.1',
+                'rcpt', 'user@mx.partner.test', 'rcpt', 'user@partner.test');
+like($r->{rcpt}, qr/^DENY RelayRule/, '"*." needs a subdomain');
+$r = run_access("RelayRule=allow from any to us?r\@*.partner.test", '198.51.100.1',
+                'rcpt', 'uSer@mx.partner.test');
+is($r->{rcpt}, 'ALLOW', '"?" and "*" in a recipient mask, case-insensitive');
 
 # Client lists.
 $r = run_access("DenyClients=127.0.0.0/24\nAllowClients=127.0.0.5", '127.0.0.1', 'connect');
@@ -173,14 +209,37 @@ is($r->{mail}, 'DENY DenyUnresolvedMailfrom: 550 5.1.8 <x@nosuch.example.test>: 
 $r = run_access("DenyUnresolvedMailfrom=yes", '127.0.0.1', 'mail', 'x@nomx.example.test');
 is($r->{mail}, 'ALLOW', 'DenyUnresolvedMailfrom: an A record is enough (implicit MX)');
 
-# DNS failure: never a 5xx.
+# DNSBL failure: "not listed" with a warning naming the zone (Postfix's
+# rule: a dead DNSBL must not tempfail every client).
 my $silent = $dns->silent;
 $r = run_access({ access => $bl, nameserver => $silent }, '127.0.0.2', 'connect', 'rcpt', 'a@example.test');
+is($r->{rcpt}, 'ALLOW', 'DNSBL timeout: client treated as not listed');
+like($r->{_log}, qr/warning: dnsbl bl\.test: lookup of 2\.0\.0\.127\.bl\.test failed: timeout; treating as not listed/,
+     'DNSBL timeout logged as a warning naming the zone');
+$r = run_access({ access => "DNSBlackList=bl.test\nConnectRule=allow from out_dnsbl to *\n"
+                          . "ConnectRule=deny from any to *", nameserver => $silent },
+                '127.0.0.2', 'connect', 'rcpt', 'a@example.test');
+is($r->{rcpt}, 'ALLOW', 'DNSBL timeout: out_dnsbl matches (not listed)');
+my $dead = "DNSBlackList=dead.test=127.0.0.2\nDNSBlackList=bl.test\nConnectRule=deny from in_dnsbl to *";
+$r = run_access($dead, '127.0.0.2', 'connect', 'rcpt', 'a@example.test');
+is($r->{rcpt}, 'DENY ConnectRule: 554 5.7.1 Service unavailable; Client host [127.0.0.2] blocked using bl.test',
+   'a failing zone does not hide a listing in another zone');
+like($r->{_log}, qr/warning: dnsbl dead\.test: lookup of 2\.0\.0\.127\.dead\.test failed: \S+; treating as not listed/,
+     'the failing zone is named (codes stripped)');
+$r = run_access($dead, '127.0.0.1', 'connect', 'rcpt', 'a@example.test');
+is($r->{rcpt}, 'ALLOW', 'failing zone and no listing: accepted');
+
+# Other DNS failures: never a 5xx, tempfail unless every answer agrees.
+$r = run_access({ access => "ConnectRule=deny from no_name to *", nameserver => $silent },
+                '127.0.0.5', 'connect', 'rcpt', 'a@example.test');
 like($r->{rcpt}, qr/^TEMPFAIL ConnectRule: 450 4\.7\.1 .*temporary DNS failure/,
-     'DNSBL timeout gives 450, not 554');
-$r = run_access({ access => "DNSBlackList=bl.test\nConnectRule=allow from in_dnsbl to *",
-                  nameserver => $silent }, '127.0.0.2', 'connect', 'rcpt', 'a@example.test');
+     'rDNS timeout with a no_name rule gives 450, not 550');
+$r = run_access({ access => "ConnectRule=allow from has_name to *", nameserver => $silent },
+                '127.0.0.5', 'connect', 'rcpt', 'a@example.test');
 is($r->{rcpt}, 'ALLOW', 'unknown fact ignored when both outcomes allow');
+$r = run_access({ access => "HeloRule=deny from no_ip to *", nameserver => $silent }, '127.0.0.1',
+                'helo', 'host.example.test', 'rcpt', 'a@example.test');
+like($r->{rcpt}, qr/^TEMPFAIL HeloRule: 450 4\.7\.1 /, 'HELO address timeout gives 450');
 $r = run_access({ access => "DenyUnresolvedConnect=yes", nameserver => $silent }, '127.0.0.5', 'connect');
 like($r->{connect}, qr/^TEMPFAIL DenyUnresolvedConnect: 421 4\.7\.1 /, 'rDNS timeout at connect gives 421');
 $r = run_access({ access => $mr, nameserver => $silent }, '127.0.0.1', 'mail', 'x@nomx.example.test',
@@ -193,5 +252,9 @@ like($r->{mail}, qr/^TEMPFAIL DenyUnresolvedMailfrom: 450 4\.1\.8 /, 'DenyUnreso
 # Syntax errors are reported.
 $r = run_access("RelayRule=allow form any to *", '127.0.0.1', 'connect');
 ok(!exists $r->{connect}, 'bad rule: nothing runs');
+$r = run_access("RelayRule=allow from any to user\@", '127.0.0.1', 'connect');
+ok(!exists $r->{connect}, 'bad recipient mask: nothing runs');
+like($r->{load} // '', qr{RelayRule: .*'user\@' is not an address or domain mask: empty},
+     'the bad mask and the reason are named');
 
 done_testing;

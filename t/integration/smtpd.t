@@ -2,13 +2,16 @@
 # smtpd: the SMTP receiver through the real master and qmgr, driven by
 # swaks, Python's smtplib, smtp-source and raw sockets: commands,
 # extensions (PIPELINING, SIZE, DSN, SMTPUTF8, CHUNKING, STARTTLS), the
-# queue file contents, SMTP smuggling, synchronization errors.
+# queue file contents, SMTP smuggling, synchronization errors, and the
+# END + fsync of queue files on worker threads (an LD_PRELOAD shim holds
+# fsync: other sessions are served meanwhile, fsyncs run in parallel).
 use strict;
 use warnings;
 use Test::More;
 use IO::Socket::INET;
 use IO::Select;
 use File::Find;
+use File::Temp qw(tempdir);
 use lib 't/lib';
 use MailgwTest;
 
@@ -28,8 +31,9 @@ $gw->start or BAIL_OUT("mailgw did not start:\n" . $gw->log_text);
 my $port = $gw->port;
 
 # ---- a raw client ----
-sub conn {
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Timeout => 10)
+sub conn {    # optional: another gateway's port
+    my ($p) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $p // $port, Timeout => 10)
         or die "connect: $!";
     binmode $s;
     my $c = { s => $s, buf => '' };
@@ -289,4 +293,143 @@ SKIP: {
 }
 
 $gw->stop;
+
+# ---- END + fsync off the event loop (smtpd/smtpd_fsync.c) ----
+# A shim (LD_PRELOAD, smtpd only) holds fsync of regular files while
+# HOLD_DIR/hold exists (at most 60 s) and appends one byte to HOLD_DIR/held
+# per held fsync; while HOLD_DIR/fail exists, fsync fails with EIO.  Two
+# sessions end their DATA: both fsyncs must be held at the same time
+# (worker threads), a third session must still be served (the loop does
+# not wait), and 250 must come only after the release.  A failed fsync
+# must give 451 and queue nothing.
+my $shim = <<'EOF';
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int is_smtpd(void)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    const char *b;
+
+    if (n <= 0)
+        return 0;
+    exe[n] = 0;
+    b = strrchr(exe, '/');
+    return strcmp(b ? b + 1 : exe, "smtpd") == 0;
+}
+
+int fsync(int fd)
+{
+    int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+    const char *dir = getenv("FSYNC_HOLD_DIR");
+    char hold[4096], held[4096], fail[4096];
+    struct stat st;
+
+    if (dir && is_smtpd() && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        snprintf(hold, sizeof hold, "%s/hold", dir);
+        snprintf(held, sizeof held, "%s/held", dir);
+        snprintf(fail, sizeof fail, "%s/fail", dir);
+        if (access(fail, F_OK) == 0) {
+            errno = EIO;
+            return -1;
+        }
+        if (access(hold, F_OK) == 0) {
+            int f = open(held, O_WRONLY | O_APPEND | O_CREAT, 0666);
+            if (f >= 0) {
+                (void)!write(f, "x", 1);
+                close(f);
+            }
+            for (int i = 0; i < 1200 && access(hold, F_OK) == 0; i++)
+                usleep(50000);
+        }
+    }
+    return real(fd);
+}
+EOF
+SKIP: {
+    local $SIG{PIPE} = 'IGNORE';    # a failing smtpd may close on us
+    my $td = tempdir('smtpd-fsync-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    chmod 0755, $td;
+    mkdir "$td/h" or die "$td/h: $!";
+    chmod 0777, "$td/h";
+    open my $fh, '>', "$td/shim.c" or die "$td/shim.c: $!";
+    print $fh $shim;
+    close $fh;
+    my $cc = $ENV{CC} // 'cc';
+    skip 'no C compiler for the fsync shim', 15
+        if system("$cc -shared -fPIC -o $td/shim.so $td/shim.c -ldl >/dev/null 2>&1") != 0;
+    chmod 0755, "$td/shim.so";
+    # verify_asan_link_order=0: a sanitizer build accepts the preload too.
+    my $fg = MailgwTest->new(daemons => 'qmgr,smtpd',
+                             env => { LD_PRELOAD => "$td/shim.so", FSYNC_HOLD_DIR => "$td/h",
+                                      ASAN_OPTIONS => 'verify_asan_link_order=0' });
+    if (!$fg->start) {
+        diag $fg->log_text;
+        skip 'the gateway does not start with the LD_PRELOAD shim', 15;
+    }
+    my $fp = $fg->port;
+    my @a = map { conn($fp) } 1 .. 2;
+    my $b = conn($fp);
+    for my $n (1, 2) {
+        cmd($a[$n - 1], 'EHLO client.test');
+        cmd($a[$n - 1], "MAIL FROM:<a$n\@b.test>");
+        cmd($a[$n - 1], 'RCPT TO:<user@example.test>');
+        cmd($a[$n - 1], 'DATA');
+    }
+    open $fh, '>', "$td/h/hold" or die "$td/h/hold: $!";
+    close $fh;
+    send_raw($a[$_ - 1], "Subject: fsync $_\r\n\r\nbody\r\n.\r\n") for 1, 2;
+    for (1 .. 100) { last if (-s "$td/h/held" // 0) >= 2; select(undef, undef, undef, 0.1) }
+    is(-s "$td/h/held" // 0, 2, 'two sessions\' fsyncs run at the same time (worker threads)');
+    like(cmd($b, 'EHLO other.test'), qr/^250-/, 'another session is served while fsyncs are held');
+    like(cmd($b, 'NOOP'), qr/^250 /, '... (NOOP)');
+    like(conn($fp)->{greeting}, qr/^220 /, '... and a new one greeted');
+    is(reply($a[0], 1), '', 'no reply to the end of DATA before the fsync is done');
+    unlink "$td/h/hold";
+    my @ids = map { queued_id(reply($_, 30)) } @a;
+    ok(defined $ids[0] && defined $ids[1], 'both messages queued once the fsyncs complete');
+    my ($i1, $i2) = map { $_ // 'none' } @ids;
+    ok($fg->wait_log(qr/\Q$i1\E: from=<a1\@b\.test>.*\(queue active\)/, 10)
+       && $fg->wait_log(qr/\Q$i2\E: from=<a2\@b\.test>.*\(queue active\)/, 10),
+       'both committed by qmgr');
+    unlike($fg->log_text, qr/warning: .*(?:fsync|finish)/, 'no queue file warnings');
+    open $fh, '>', "$td/h/fail" or die "$td/h/fail: $!";
+    close $fh;
+    cmd($b, 'MAIL FROM:<f@b.test>');
+    cmd($b, 'RCPT TO:<user@example.test>');
+    cmd($b, 'DATA');
+    like(cmd($b, "Subject: fail\r\n\r\nbody\r\n."), qr/^451 4\.3\.0 /, 'failed fsync: 451');
+    ok($fg->wait_log(qr/warning: \w+: queue file finish: queue file fsync error: Input\/output error/, 10),
+       'failed fsync logged with the reason');
+    unlink "$td/h/fail";
+    like(cmd($b, 'NOOP'), qr/^250 /, 'the session goes on after a failed fsync');
+    unlike($fg->log_text, qr/from=<f\@b\.test>.*queue active/, 'the failed message was not committed');
+    # The client goes away while its fsync is held: the job finishes alone.
+    my $d = conn($fp);
+    cmd($d, 'EHLO gone.test');
+    cmd($d, 'MAIL FROM:<gone@b.test>');
+    cmd($d, 'RCPT TO:<user@example.test>');
+    cmd($d, 'DATA');
+    open $fh, '>', "$td/h/hold" or die "$td/h/hold: $!";
+    close $fh;
+    send_raw($d, "Subject: gone\r\n\r\nbody\r\n.\r\n");
+    for (1 .. 100) { last if (-s "$td/h/held" // 0) >= 3; select(undef, undef, undef, 0.1) }
+    close $d->{s};
+    ok($fg->wait_log(qr/lost connection after DATA from unknown\[127\.0\.0\.1\]/, 10),
+       'client gone during its fsync: session ended');
+    unlink "$td/h/hold";
+    like(cmd($b, 'NOOP'), qr/^250 /, 'smtpd still serving after the orphaned fsync');
+    unlike($fg->log_text, qr/from=<gone\@b\.test>.*queue active/, 'the orphaned message was not committed');
+    cmd($_, 'QUIT') for @a, $b;
+    $fg->stop;
+}
+
 done_testing();
