@@ -33,6 +33,7 @@
 
 #include "conf/conf.h"
 #include "mailgw_config.h"
+#include "mailgw_quarantine.h"
 #include "mailgw_ctl.h"
 #include "util/buf.h"
 #include "util/mem.h"
@@ -60,7 +61,8 @@ static void mailgw_usage(FILE *out)
             "  send-off | send-on     suspend / resume sending (qmgr)\n"
             "  flush        retry the deferred queue now\n"
             "  avir-off | avir-on | reload-bases   anti-virus (scand)\n"
-            "  stats        daemon counters\n");
+            "  stats        daemon counters\n"
+            "  quarantine list|show|release|resend|delete|expire   the store\n");
 }
 
 static bool mailgw_executable(const char *path)
@@ -355,6 +357,7 @@ static const struct mailgw_command commands[] = {
     { "avir-off", mailgw_cmd_relay },
     { "avir-on", mailgw_cmd_relay },
     { "stats", mailgw_cmd_relay },
+    { "quarantine", mailgw_cmd_quarantine },
 };
 
 int main(int argc, char **argv)

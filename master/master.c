@@ -46,7 +46,7 @@
 #include "util/mem.h"
 
 #define MASTER_DEFAULT_CONF "/etc/mailgw/mailgw.conf"
-#define MASTER_DEFAULT_DAEMONS "qmgr,smtpd,smtp"
+#define MASTER_DEFAULT_DAEMONS "qmgr,smtpd,smtp,scand,quarantine"
 
 struct master master = { .pid_fd = -1, .control_fd = -1 };
 
@@ -153,6 +153,7 @@ static void master_setup_daemons(void)
             exit(1);
         }
         master.private_fds[master.ndaemons] = -1;
+        master.public_fds[master.ndaemons] = -1;
         master.daemons[master.ndaemons++] = xstrdup(name);
     }
     free(list);
@@ -173,6 +174,15 @@ static void master_bind_all(void)
         free(rel);
         if (master.private_fds[i] < 0)
             master_startup_fail(&err);
+        /* The quarantine store answers the CLI itself (listing and
+         * releasing need no master involvement); it checks peers too. */
+        if (strcmp(master.daemons[i], "quarantine") == 0) {
+            gid_t group = master.have_admin_gid ? master.admin_gid : master.gid;
+            master.public_fds[i] = master_unix_listener(&master, "public/quarantine", 0660,
+                                                        group, &err);
+            if (master.public_fds[i] < 0)
+                master_startup_fail(&err);
+        }
     }
     if (master_control_open(&err) < 0)
         master_startup_fail(&err);

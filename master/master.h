@@ -87,6 +87,7 @@ struct master {
     char *daemons[MASTER_MAX_DAEMONS];
     size_t ndaemons;
     int private_fds[MASTER_MAX_DAEMONS];    /* private/NAME, -1 for smtpd */
+    int public_fds[MASTER_MAX_DAEMONS];     /* public/NAME for daemons the CLI talks to, else -1 */
     int control_fd;
     struct master_child *children;
     bool stopping;

@@ -138,6 +138,8 @@ static size_t child_fds(const struct master_child *ch, int status_fd, int *pass)
             pass[n++] = master.listeners[i].fd;
     } else if (idx >= 0 && master.private_fds[idx] >= 0) {
         pass[n++] = master.private_fds[idx];
+        if (master.public_fds[idx] >= 0)
+            pass[n++] = master.public_fds[idx];
     }
     return n;
 }

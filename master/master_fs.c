@@ -145,6 +145,9 @@ int master_make_tree(struct master *m, struct buf *err)
 {
     static const char *const queue_dirs[] = {
         "tmp", "incoming", "active", "deferred", "hold", "corrupt", "private",
+        /* default QuarantinePath / BackupPath: the store daemon runs as
+         * User and cannot create them under a root-owned QueuePath */
+        "quarantine", "backup",
     };
     uid_t me = geteuid();
     gid_t mygid = getegid();
