@@ -52,7 +52,7 @@ DEPS_PKGS := build-essential pkg-config libevent-dev libssl-dev libldns-dev \
     ldnsutils dnsutils clamav-testfiles snmpd snmptrapd python3 \
     python3-aiosmtpd openssl zip unzip p7zip-full bzip2 gzip tar
 
-.PHONY: all deps run test asan fuzz install clean unit
+.PHONY: all deps run test asan fuzz install clean unit user
 
 all: $(LIBA) $(DAEMON_BINS) $(USER_BINS) $(UNIT_BINS) $(TEST_HELPERS)
 
@@ -111,7 +111,13 @@ deps:
 	  fi; \
 	fi
 
-run: deps all
+# As root, master drops the daemons to [mailgw.options] User (mailgw).
+user:
+	@if [ "$$(id -u)" = 0 ] && ! getent passwd mailgw >/dev/null; then \
+	  useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin --user-group mailgw && \
+	  echo "make: created system user mailgw"; fi
+
+run: deps all user
 	$(B)/bin/mailgw start -f -c conf/mailgw.conf
 
 test: deps all
@@ -141,9 +147,7 @@ install: all
 	-install -m 0644 man/man1/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	-install -m 0644 man/man5/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	-install -m 0644 man/man8/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
-	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && ! getent passwd mailgw >/dev/null; then \
-	  useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin --user-group mailgw; \
-	  echo "install: created system user mailgw"; fi
+	@[ -n "$(DESTDIR)" ] || $(MAKE) --no-print-directory user
 
 clean:
 	rm -rf build build-asan build-fuzz
