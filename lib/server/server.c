@@ -329,6 +329,9 @@ static void server_command(struct server *srv, struct proto_msg *cmd)
             else
                 proto_put_data(&out, a->name, a->value, a->len);
         }
+        /* fds a daemon answers with (e.g. qmgr's queue-show) travel too */
+        for (size_t i = 0; i < reply.nfds; i++)
+            proto_put_fd(&out, reply.fds[i]);
         server_send(srv, &out);
         proto_msg_free(&out);
     }
