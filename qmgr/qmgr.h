@@ -8,8 +8,18 @@
  *   qmgr_commit.c    the commit protocol on private/qmgr (CONTRACTS.md):
  *                    new / commit / abort, batched directory fsync
  *   qmgr_incoming.c  hand-off point after a durable commit (and for
- *                    incoming/ files found at start): the next stage
- *                    (scanning, delivery) starts from qmgr_incoming_ready()
+ *                    incoming/ files found at start): qmgr_incoming_ready()
+ *   qmgr_msg.c       the in-memory message table, state changes (rename +
+ *                    batched fsync of the target directory), the run loop
+ *                    that moves messages incoming -> scan -> active
+ *   qmgr_scanstep.c  the scan hand-off to scand (private/scand)
+ *   qmgr_sched.c     destinations (nexthops), concurrency limits,
+ *                    round-robin dispatch, the unreachable cache
+ *   qmgr_smtp.c      connections to smtp (private/smtp), requests, replies
+ *   qmgr_result.c    recording outcomes, back-off, expiry, deferred/,
+ *                    removal
+ *   qmgr_bounce.c    DSN reports (lib/dsn) queued as new messages
+ *   qmgr_admin.c     queue administration ops (queue-list, hold, ...)
  */
 #ifndef MAILGW_QMGR_H
 #define MAILGW_QMGR_H
@@ -17,10 +27,20 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include "queue/queue_file.h"
+#include "queue/queue_id.h"
 
 struct server;
+struct event;
 struct event_base;
 struct qmgr_commit;
+struct qmgr_dest;
+struct qmgr_smtp;
+struct route_table;
+struct proto_msg;
 
 enum qmgr_dir {
     QMGR_TMP,
@@ -30,6 +50,90 @@ enum qmgr_dir {
     QMGR_HOLD,
     QMGR_CORRUPT,
     QMGR_NDIRS,
+};
+
+/* What an administrator asked for a message that was busy (scanning or
+ * delivering) at the time; applied when the work in flight ends. */
+enum qmgr_admin_op { QMGR_OP_NONE, QMGR_OP_HOLD, QMGR_OP_DELETE, QMGR_OP_REQUEUE };
+
+/* Per-recipient facts of this pass, in memory only. */
+struct qmgr_rcpt_info {
+    char *reason;               /* last deferral / failure text */
+    char *relay;                /* relay= of the last attempt */
+    char dsn[16];               /* X.Y.Z of the last attempt */
+    bool success_report;        /* NOTIFY=SUCCESS and next hop lacked DSN */
+};
+
+struct qmgr_job;
+
+struct qmgr_msg {
+    char id[QUEUE_ID_SIZE];
+    enum qmgr_dir dir;          /* where the file is now */
+    uint64_t arrival_us;
+    uint64_t size;              /* content bytes (0 until read) */
+    time_t next_try;            /* deferred/: retry time; incoming/: scan
+                                 * back-off end */
+    unsigned scan_backoff;      /* seconds, doubles per scan tempfail */
+    unsigned agent_failures;    /* smtp died during our requests */
+    bool noscan;                /* our own reports, released quarantine */
+    bool scanning;
+    bool syncing;               /* a move waits for its directory fsync */
+    bool loaded;                /* qf/fd/info valid (active, in memory) */
+    bool delay_warned;          /* delay report sent (file mode 0700) */
+    bool in_wait;               /* on q->waiting */
+    enum qmgr_admin_op admin_op;
+    int fd;                     /* O_RDWR while loaded */
+    struct queue_file qf;
+    struct qmgr_rcpt_info *info;    /* kept between passes */
+    size_t ninfo;
+    size_t jobs_out;            /* jobs queued or in flight */
+    struct qmgr_msg *hnext;     /* hash chain */
+    TAILQ_ENTRY(qmgr_msg) wait; /* q->waiting: incoming, to scan/activate */
+};
+TAILQ_HEAD(qmgr_msg_list, qmgr_msg);
+
+/* One delivery request: recipients of one message with one nexthop. */
+struct qmgr_job {
+    struct qmgr_msg *msg;
+    struct qmgr_dest *dest;
+    size_t *rcpt;               /* indexes into msg->qf.env.rcpts */
+    size_t nrcpt;
+    TAILQ_ENTRY(qmgr_job) link;
+};
+TAILQ_HEAD(qmgr_job_list, qmgr_job);
+
+struct qmgr_dest {
+    char *nexthop;
+    struct qmgr_job_list jobs;
+    size_t njobs;
+    unsigned active;            /* requests in flight */
+    time_t unreachable_until;
+    char *unreachable_reason;
+    bool in_ring;
+    struct qmgr_dest *hnext;
+    TAILQ_ENTRY(qmgr_dest) ring;
+};
+TAILQ_HEAD(qmgr_dest_list, qmgr_dest);
+
+struct qmgr_settings {
+    unsigned out_sessions;      /* OutgoingSessions */
+    unsigned per_host;          /* MaximalOutgoingSessionsPerHost */
+    unsigned scan_sessions;     /* AntiviralSessions */
+    time_t min_backoff, max_backoff, lifetime, unreachable_ttl, delay_warning;
+    const char *hostname;
+    char *dsn_template;         /* NULL = built-in */
+    size_t dsn_template_len;
+    size_t bounce_size_limit;
+};
+
+struct qmgr_counters {
+    uint64_t dsn_generated;             /* mta_dsn_generated */
+    uint64_t failed_through_cache;      /* mta_outgoing_connections_failed_through_cache */
+    uint64_t sent_recipients;
+    uint64_t bounced_recipients;
+    uint64_t deferred_recipients;
+    uint64_t dropped_recipients;
+    uint64_t removed;
 };
 
 struct qmgr {
@@ -45,6 +149,32 @@ struct qmgr {
     struct qmgr_commit *commit;     /* protocol state (qmgr_commit.c) */
     bool send_suspended;            /* "send-off" from the administrator */
     bool stopping;
+
+    /* delivery side */
+    struct qmgr_settings set;
+    struct qmgr_counters ctr;
+    struct route_table *routes;
+    struct qmgr_msg **mtab;         /* hash of every known message */
+    size_t mtab_size, nmsgs;
+    struct qmgr_msg_list waiting;   /* incoming/, ready for the next step */
+    size_t nloaded;                 /* messages loaded (active in memory) */
+    size_t nscanning;
+    bool scan_enabled;              /* private/scand exists */
+    char *scand_path, *smtp_path;
+    struct event *ev_run;           /* the run loop, activated by changes */
+    struct event *ev_tick;          /* once a second: retries, back-offs */
+    struct event *ev_sync;          /* batched directory fsyncs */
+    struct qmgr_sync_item *sync;
+    size_t nsync, capsync;
+    bool dir_dirty[QMGR_NDIRS];
+    /* scheduler */
+    struct qmgr_dest **dtab;
+    size_t dtab_size;
+    struct qmgr_dest_list ring;     /* destinations that may dispatch */
+    unsigned sessions;              /* requests in flight to smtp */
+    struct qmgr_smtp *idle;         /* idle smtp connections */
+    size_t nconns;
+    time_t smtp_retry_at;           /* no connection to smtp until then */
 };
 
 /* Directory names, indexed by enum qmgr_dir ("tmp", "incoming", ...). */
@@ -53,7 +183,8 @@ extern const char *const qmgr_dir_names[QMGR_NDIRS];
 /* qmgr_scan.c: create missing queue dirs and open them (fatal on error:
  * qmgr cannot run without its queue); remove every tmp/ file; validate
  * every queue file, move malformed ones to corrupt/, count the rest and
- * hand incoming/ files to qmgr_incoming_ready(). */
+ * hand incoming/ files to qmgr_incoming_ready(), active/ files to the
+ * scheduler, and remember deferred/ (retry time = file mtime) and hold/. */
 void qmgr_scan_open_dirs(struct qmgr *q);
 void qmgr_scan_startup(struct qmgr *q);
 /* Move dir/id to corrupt/id with a log line giving why; 0 / -1. */
@@ -69,7 +200,85 @@ size_t qmgr_commit_in_progress(const struct qmgr *q);
 bool qmgr_commit_space_ok(const struct qmgr *q);
 
 /* qmgr_incoming.c: a message is durably in incoming/ (just committed, or
- * found there at start). */
+ * found there at start).  The _noscan form skips the scan step (reports
+ * qmgr made, quarantine releases). */
 void qmgr_incoming_ready(struct qmgr *q, const char *id);
+void qmgr_incoming_ready_noscan(struct qmgr *q, const char *id);
+
+/* qmgr_msg.c */
+typedef void (*qmgr_sync_fn)(struct qmgr *q, struct qmgr_msg *m, bool ok);
+void qmgr_msg_init(struct qmgr *q);
+struct qmgr_msg *qmgr_msg_find(const struct qmgr *q, const char *id);
+struct qmgr_msg *qmgr_msg_add(struct qmgr *q, const char *id, enum qmgr_dir dir);
+/* Forget a message (the file is gone or elsewhere). */
+void qmgr_msg_forget(struct qmgr *q, struct qmgr_msg *m);
+/* Rename m's file into dir "to"; fn (may be NULL) runs after the fsync
+ * of "to" that this rename shares with others of the same loop round.
+ * -1 when the rename failed (logged; m unchanged). */
+int qmgr_msg_move(struct qmgr *q, struct qmgr_msg *m, enum qmgr_dir to, qmgr_sync_fn fn);
+/* Remove m's file, log "ID: removed", forget m. */
+void qmgr_msg_remove(struct qmgr *q, struct qmgr_msg *m);
+/* Put an incoming/ message on the waiting list and wake the run loop. */
+void qmgr_msg_wait(struct qmgr *q, struct qmgr_msg *m);
+void qmgr_msg_wake(struct qmgr *q);
+/* Open and parse the file in active/, build its jobs; 0 / -1. */
+int qmgr_msg_load(struct qmgr *q, struct qmgr_msg *m);
+void qmgr_msg_unload(struct qmgr *q, struct qmgr_msg *m);
+/* Deferred/hold message to active/ now (flush, deliver, retry time). */
+void qmgr_msg_activate(struct qmgr *q, struct qmgr_msg *m);
+/* Every message, sorted by ID (= arrival); caller frees the array. */
+struct qmgr_msg **qmgr_msg_all(const struct qmgr *q, size_t *n);
+time_t qmgr_now(void);
+uint64_t qmgr_now_us(void);
+
+/* qmgr_scanstep.c: scanning is on when private/scand exists. */
+void qmgr_scanstep_init(struct qmgr *q);
+bool qmgr_scanstep_enabled(struct qmgr *q);
+/* Start scanning m (in incoming/); the outcome moves it on by itself. */
+void qmgr_scanstep_start(struct qmgr *q, struct qmgr_msg *m);
+
+/* qmgr_sched.c */
+void qmgr_sched_init(struct qmgr *q);
+/* Queue the jobs of a loaded message (one per nexthop). */
+void qmgr_sched_message(struct qmgr *q, struct qmgr_msg *m);
+/* Hand jobs to smtp while the limits allow. */
+void qmgr_sched_dispatch(struct qmgr *q);
+/* A request ended (any outcome): free the slot, then the job. */
+void qmgr_sched_job_done(struct qmgr *q, struct qmgr_job *j);
+/* An attempt is impossible now (smtp unreachable): job back in front. */
+void qmgr_sched_job_retry(struct qmgr *q, struct qmgr_job *j);
+void qmgr_sched_unreachable(struct qmgr *q, struct qmgr_dest *d, const char *reason);
+void qmgr_job_free(struct qmgr_job *j);
+/* Take back m's jobs that wait for a slot (not those in flight); returns
+ * how many (m->jobs_out is lowered). */
+size_t qmgr_sched_cancel(struct qmgr *q, struct qmgr_msg *m);
+
+/* qmgr_smtp.c: send j to smtp; 0, or -1 when no connection could be
+ * made (the caller keeps the job). */
+int qmgr_smtp_send(struct qmgr *q, struct qmgr_job *j);
+size_t qmgr_smtp_idle_count(const struct qmgr *q);
+
+/* qmgr_result.c */
+/* Outcome of one request as smtp reported it (reply NULL = the delivery
+ * agent failed: the job is retried). */
+void qmgr_result_reply(struct qmgr *q, struct qmgr_job *j, const struct proto_msg *reply);
+/* Recipients deferred without an attempt (unreachable cache). */
+void qmgr_result_defer_job(struct qmgr *q, struct qmgr_job *j, const char *dsn,
+                           const char *reason);
+/* Every job of m is over: reports, then deferred/ or removal. */
+void qmgr_result_finish(struct qmgr *q, struct qmgr_msg *m);
+/* Log "to=<...>, relay=none, ..." for a recipient with no attempt. */
+void qmgr_result_log_none(const struct qmgr_msg *m, const char *rcpt, const char *dsn,
+                          const char *status, const char *reason);
+
+/* qmgr_bounce.c: one report of type "action" for the recipients idx[]
+ * (those whose NOTIFY asks for it are reported).  0 when done (or
+ * nothing to send), -1 when the report could not be queued (retry). */
+int qmgr_bounce_send(struct qmgr *q, struct qmgr_msg *m, int action, const size_t *idx,
+                     size_t n);
+
+/* qmgr_admin.c: queue-* ops and flush; true when op was one of them. */
+bool qmgr_admin_command(struct qmgr *q, const char *op, const struct proto_msg *cmd,
+                        struct proto_msg *reply);
 
 #endif

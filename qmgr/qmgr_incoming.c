@@ -1,12 +1,15 @@
 /*
  * qmgr_incoming - the hand-off point after a message is durably queued.
  *
- * Interface: qmgr_incoming_ready(q, id).
+ * Interface: qmgr_incoming_ready(q, id), qmgr_incoming_ready_noscan().
  *
  * Called once per message that is in incoming/ and fsync()ed: right after
- * a commit was acknowledged, and at start for every valid incoming/ file.
- * This is where the next stage (content scanning, then delivery) starts;
- * for now it counts the message and logs at debug level.
+ * a commit was acknowledged, at start for every valid incoming/ file, and
+ * for the reports qmgr queues itself.  The message joins the in-memory
+ * table and the waiting list; the run loop (qmgr_msg.c) takes it on at
+ * once: to the scan step (qmgr_scanstep.c) when scanning is on, then to
+ * active/ and delivery.  Reports qmgr made and messages an administrator
+ * released from quarantine skip the scan step.
  *
  * Diagnostics: debug log line "ID: ready in incoming/".
  */
@@ -14,8 +17,23 @@
 
 #include "util/log.h"
 
+static void qmgr_incoming_add(struct qmgr *q, const char *id, bool noscan)
+{
+    struct qmgr_msg *m = qmgr_msg_add(q, id, QMGR_INCOMING);
+
+    q->incoming_ready++;
+    m->dir = QMGR_INCOMING;
+    m->noscan = noscan;
+    log_debug("%s: ready in incoming/", id);
+    qmgr_msg_wait(q, m);
+}
+
 void qmgr_incoming_ready(struct qmgr *q, const char *id)
 {
-    q->incoming_ready++;
-    log_debug("%s: ready in incoming/", id);
+    qmgr_incoming_add(q, id, false);
+}
+
+void qmgr_incoming_ready_noscan(struct qmgr *q, const char *id)
+{
+    qmgr_incoming_add(q, id, true);
 }

@@ -12,7 +12,9 @@
  *     queue file reader; a malformed one is renamed to corrupt/ (never
  *     deleted: an administrator may want it) with a warning giving the
  *     reason; the others are counted, and incoming/ ones are handed to
- *     qmgr_incoming_ready() as if just committed.
+ *     qmgr_incoming_ready() as if just committed; active/ ones (being
+ *     delivered when qmgr stopped) are scheduled again; deferred/ ones
+ *     keep their retry time (the file's mtime); hold/ ones wait.
  * Every directory that lost or gained an entry is fsync()ed once at the
  * end.
  *
@@ -30,6 +32,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -132,9 +135,12 @@ int qmgr_scan_to_corrupt(struct qmgr *q, enum qmgr_dir from, const char *id, con
     return 0;
 }
 
-/* 0 valid, -1 malformed (*why set), -2 could not be checked (I/O). */
-static int qmgr_scan_check(struct qmgr *q, enum qmgr_dir d, const char *id, const char **why)
+/* 0 valid, -1 malformed (*why set), -2 could not be checked (I/O).
+ * *mtime gets the file's modification time (deferred/: the retry time). */
+static int qmgr_scan_check(struct qmgr *q, enum qmgr_dir d, const char *id, const char **why,
+                           time_t *mtime)
 {
+    struct stat st;
     struct queue_file qf;
     int fd = openat(q->dir_fd[d], id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     int rc;
@@ -147,6 +153,7 @@ static int qmgr_scan_check(struct qmgr *q, enum qmgr_dir d, const char *id, cons
     }
     rc = queue_file_read(fd, &qf, why);
     queue_file_free(&qf);
+    *mtime = fstat(fd, &st) == 0 ? st.st_mtime : 0;
     close(fd);
     return rc;
 }
@@ -154,13 +161,14 @@ static int qmgr_scan_check(struct qmgr *q, enum qmgr_dir d, const char *id, cons
 static void qmgr_scan_queue_one(struct qmgr *q, enum qmgr_dir d, const char *name, bool *changed)
 {
     const char *why = NULL;
+    time_t mtime = 0;
     int rc;
 
     if (!queue_id_valid(name)) {
         log_warn("unexpected file %s/%s/%s left alone", q->queue_path, qmgr_dir_names[d], name);
         return;
     }
-    rc = qmgr_scan_check(q, d, name, &why);
+    rc = qmgr_scan_check(q, d, name, &why, &mtime);
     if (rc == -1) {
         if (qmgr_scan_to_corrupt(q, d, name, why) == 0)
             *changed = true;
@@ -169,6 +177,23 @@ static void qmgr_scan_queue_one(struct qmgr *q, enum qmgr_dir d, const char *nam
     q->count[d]++;
     if (d == QMGR_INCOMING && rc == 0)
         qmgr_incoming_ready(q, name);
+    else if (d != QMGR_INCOMING)
+        qmgr_msg_add(q, name, d)->next_try = d == QMGR_DEFERRED ? mtime : 0;
+}
+
+/* active/ files were being delivered when qmgr stopped: schedule them
+ * again (after the directory scans, so moves cannot meet the scans). */
+static void qmgr_scan_reactivate(struct qmgr *q)
+{
+    size_t n;
+    struct qmgr_msg **all = qmgr_msg_all(q, &n);
+
+    for (size_t i = 0; i < n; i++) {
+        if (all[i]->dir == QMGR_ACTIVE && qmgr_msg_load(q, all[i]) == 0)
+            qmgr_sched_message(q, all[i]);
+    }
+    free(all);
+    qmgr_msg_wake(q);
 }
 
 static void qmgr_scan_count_one(struct qmgr *q, enum qmgr_dir d, const char *name, bool *changed)
@@ -199,6 +224,7 @@ void qmgr_scan_startup(struct qmgr *q)
     }
     if (moved)
         qmgr_scan_sync_dir(q, QMGR_CORRUPT);
+    qmgr_scan_reactivate(q);
     log_info("queue %s: removed %zu unfinished tmp files; incoming %zu, active %zu, "
              "deferred %zu, hold %zu, corrupt %zu",
              q->queue_path, removed, q->count[QMGR_INCOMING], q->count[QMGR_ACTIVE],

@@ -1,0 +1,189 @@
+#!/bin/bash
+# bench/relay.sh - relay throughput: smtp-source -> mailgw -> smtp-sink
+# against smtp-source -> Postfix -> smtp-sink, same machine, same run.
+#
+#   bench/relay.sh [BUILD_DIR]          (default: build; run as root, for
+#                                        Postfix's master)
+#   SIZES="4096 102400" SESSIONS="1 10 50" COUNT_SMALL=2000 COUNT_LARGE=500
+#
+# A private Postfix instance lives in a temporary directory (its own
+# main.cf/master.cf: smtpd on a loopback port, relayhost = the sink,
+# queue_directory in the temp dir, chroot off, maillog_file); mailgw runs
+# with qmgr, smtpd, smtp only.  Both relay to the same smtp-sink.  Both
+# fsync every queue file before the 250 (Postfix by design; mailgw also
+# fsyncs the directory, shared between commits).
+#
+# Per run: messages/s (from the first connection until the MTA's queue is
+# empty again), CPU per message (utime+stime of the MTA's processes,
+# including reaped children, from /proc), mean end-to-end delay (the
+# delay= of the per-recipient "status=sent" log lines), and the ratios
+# mailgw/Postfix.  Never run by `make test`.
+set -eu
+B=${1:-build}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+B=$(cd "$ROOT" && cd "$B" && pwd)
+SIZES=${SIZES:-"4096 102400"}
+SESSIONS=${SESSIONS:-"1 10 50"}
+COUNT_SMALL=${COUNT_SMALL:-2000}
+COUNT_LARGE=${COUNT_LARGE:-500}
+HZ=$(getconf CLK_TCK)
+T=$(mktemp -d /tmp/relay-bench.XXXXXX)
+chmod 755 "$T"
+PIDS=()
+cleanup() {
+    [ -n "${MG_PID:-}" ] && "$B/bin/mailgw" -c "$T/mg/mailgw.conf" stop >/dev/null 2>&1 || true
+    postfix -c "$T/pf/etc" stop >/dev/null 2>&1 || true
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+
+SINK=$(free_port); MGPORT=$(free_port); PFPORT=$(free_port)
+/usr/sbin/smtp-sink -u nobody 127.0.0.1:$SINK 1024 & PIDS+=($!)
+wait_port $SINK
+
+# ---- mailgw ----
+mkdir -p "$T/mg"; chmod 755 "$T/mg"
+cat > "$T/mg/mailgw.conf" <<EOF
+[mailgw.network]
+ListenOn = 127.0.0.1:$MGPORT
+Hostname = gw.example.test
+Postmaster = postmaster@example.test
+ProtectedDomains = example.test
+[mailgw.access]
+RelayRule = allow from 127.0.0.0/8 to *
+[mailgw.forward]
+ForwardRoute = * [127.0.0.1:$SINK]
+[mailgw.limits]
+IncomingSessions = 200
+MaximalIncomingSessionsPerIP = 200
+MaximalIncomingMessagesPerSession = 1024
+OutgoingSessions = 50
+MaximalOutgoingSessionsPerHost = 50
+MaximalIncomingMessageSize = 204800
+[mailgw.path]
+QueuePath = $T/mg/queue
+[mailgw.options]
+LogFilename = $T/mg/mailgw.log
+User = nobody
+EOF
+MAILGW_DAEMONS=qmgr,smtpd,smtp "$B/bin/mailgw" -c "$T/mg/mailgw.conf" start -f >>"$T/mg/mailgw.log" 2>&1 &
+MG_PID=$!; PIDS+=($MG_PID)
+wait_port $MGPORT
+
+# ---- Postfix ----
+mkdir -p "$T/pf/etc" "$T/pf/queue" "$T/pf/data"
+chmod 755 "$T/pf"
+chown postfix "$T/pf/data"
+cat > "$T/pf/etc/main.cf" <<EOF
+compatibility_level = 3.6
+queue_directory = $T/pf/queue
+data_directory = $T/pf/data
+command_directory = /usr/sbin
+daemon_directory = /usr/lib/postfix/sbin
+mail_owner = postfix
+setgid_group = postdrop
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = pf.example.test
+mydestination =
+relayhost = [127.0.0.1]:$SINK
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject
+alias_maps =
+alias_database =
+local_recipient_maps =
+maillog_file_prefixes = $T
+maillog_file = $T/pf/maillog
+default_destination_concurrency_limit = 50
+smtp_destination_concurrency_limit = 50
+default_process_limit = 200
+message_size_limit = 204800000
+smtpd_client_connection_count_limit = 0
+smtpd_client_message_rate_limit = 0
+smtp_connection_cache_on_demand = no
+EOF
+cat > "$T/pf/etc/master.cf" <<EOF
+127.0.0.1:$PFPORT inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+EOF
+postfix -c "$T/pf/etc" check >/dev/null 2>&1 || true
+postfix -c "$T/pf/etc" start >/dev/null 2>&1 || { cat "$T/pf/maillog" >&2; exit 1; }
+wait_port $PFPORT
+
+# ---- measurement helpers ----
+tree_ticks() {          # utime+stime (+ reaped children) of pid and its children
+    local root=$1 sum=0 p f
+    for p in $root $(pgrep -P "$root" || true); do
+        f=$(cat /proc/$p/stat 2>/dev/null) || continue
+        f=${f##*) }
+        set -- $f
+        sum=$((sum + ${12} + ${13} + ${14} + ${15}))
+    done
+    echo $sum
+}
+mg_master() { cat "$T/mg/queue/pid/master.pid" 2>/dev/null | head -1; }
+pf_master() { head -1 "$T/pf/queue/pid/master.pid" 2>/dev/null | tr -d ' '; }
+mg_queued() { find "$T/mg/queue/incoming" "$T/mg/queue/active" "$T/mg/queue/deferred" -type f 2>/dev/null | wc -l; }
+pf_queued() { find "$T/pf/queue/maildrop" "$T/pf/queue/incoming" "$T/pf/queue/active" "$T/pf/queue/deferred" -type f 2>/dev/null | wc -l; }
+mean_delay() {          # mean delay= of status=sent lines appended since byte offset $2
+    tail -c +$(( $2 + 1 )) "$1" 2>/dev/null | grep 'status=sent' |
+        sed -n 's/.* delay=\([0-9.]*\),.*/\1/p' | awk '{s+=$1; n++} END {if (n) printf "%.3f", s/n; else print "n/a"}'
+}
+
+run() {                 # run NAME PORT SIZE SESSIONS COUNT -> "msgs/s cpu_ms/msg delay"
+    local name=$1 port=$2 size=$3 sess=$4 count=$5 master log off t0 t1 c0 c1
+    if [ "$name" = mailgw ]; then master=$(mg_master); log="$T/mg/mailgw.log"; else master=$(pf_master); log="$T/pf/maillog"; fi
+    off=$(stat -c %s "$log" 2>/dev/null || echo 0)
+    c0=$(tree_ticks "$master"); t0=$(date +%s.%N)
+    /usr/sbin/smtp-source -s "$sess" -m "$count" -l "$size" -f bench@example.org \
+        -t user@example.test 127.0.0.1:$port >/dev/null 2>&1
+    for _ in $(seq 6000); do
+        [ "$("${name:0:2}_queued" 2>/dev/null || true)" = 0 ] && break
+        sleep 0.05
+    done
+    t1=$(date +%s.%N); c1=$(tree_ticks "$master")
+    sleep 0.3
+    awk -v n="$count" -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v hz="$HZ" -v d="$(mean_delay "$log" "$off")" \
+        'BEGIN { printf "%.1f %.3f %s\n", n / (t1 - t0), (c1 - c0) * 1000 / hz / n, d }'
+}
+ma_queued() { mg_queued; }
+po_queued() { pf_queued; }
+
+printf "%-7s %-5s | %10s %10s %8s | %10s %10s %8s | %7s %7s\n" size sess \
+    "mailgw m/s" "cpu ms/m" "delay s" "postfix m/s" "cpu ms/m" "delay s" "rate x" "cpu /"
+for size in $SIZES; do
+    count=$COUNT_SMALL; [ "$size" -gt 16384 ] && count=$COUNT_LARGE
+    for sess in $SESSIONS; do
+        read -r mr mc md < <(run mailgw $MGPORT "$size" "$sess" "$count")
+        read -r pr pc pd < <(run postfix $PFPORT "$size" "$sess" "$count")
+        printf "%-7s %-5s | %10s %10s %8s | %10s %10s %8s | %7s %7s\n" "$size" "$sess" \
+            "$mr" "$mc" "$md" "$pr" "$pc" "$pd" \
+            "$(awk -v a="$mr" -v b="$pr" 'BEGIN { printf "%.2f", a / b }')" \
+            "$(awk -v a="$mc" -v b="$pc" 'BEGIN { if (a > 0) printf "%.2f", b / a; else print "n/a" }')"
+    done
+done
+echo "rate x = mailgw msgs/s / Postfix msgs/s; cpu / = Postfix CPU per message / mailgw's"

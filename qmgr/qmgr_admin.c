@@ -1,0 +1,289 @@
+/*
+ * qmgr_admin - queue administration (CONTRACTS.md "Queue administration";
+ * the postqueue/postsuper roles behind mailgwq and `mailgw flush`).
+ *
+ * Interface: qmgr_admin_command() (qmgr.h), called for master's
+ * commands on the status channel.
+ *
+ * Ops (id=ID or id=ALL where it says so):
+ *   flush, queue-flush   every deferred message to active/ now; the
+ *                        unreachable cache is forgotten (as Postfix's
+ *                        flush resets dead destinations)
+ *   queue-deliver id     that message now (deferred or incoming)
+ *   queue-delete  id|ALL remove ("ID: removed")
+ *   queue-hold    id|ALL to hold/ ("ID: placed on hold"); not delivered
+ *                        until released
+ *   queue-release id|ALL hold/ back to incoming/ ("ID: released from hold")
+ *   queue-requeue id|ALL to incoming/ for a fresh pass (scan included)
+ *   queue-list           per message in arrival order: q_id, q_state,
+ *                        q_size, q_arrival, q_sender, then per pending
+ *                        recipient q_rcpt, q_reason; truncated=1 when the
+ *                        answer would not fit in one frame
+ *   queue-show id        {status="ok"} + the queue file read-only
+ * Answers {status="ok", count=N} or {status="error", reason}.  A message
+ * that is busy (being scanned, delivered, or moved) gets the op when the
+ * work in flight ends; it is counted at once.
+ *
+ * Security: master authorises the administrator; IDs are checked with
+ * queue_id_valid() before any lookup.
+ */
+#include "qmgr.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proto/proto.h"
+#include "util/log.h"
+
+#define QMGR_LIST_MAX_BYTES (900 * 1024)
+
+static bool qmgr_admin_busy(const struct qmgr_msg *m)
+{
+    return m->scanning || m->syncing || m->jobs_out > 0 || m->loaded;
+}
+
+static void qmgr_admin_released(struct qmgr *q, struct qmgr_msg *m, bool ok)
+{
+    m->next_try = 0;
+    qmgr_msg_wait(q, m);
+}
+
+static void qmgr_admin_requeued(struct qmgr *q, struct qmgr_msg *m, bool ok)
+{
+    m->next_try = 0;
+    m->noscan = false;
+    m->agent_failures = 0;
+    qmgr_msg_wait(q, m);
+}
+
+/* Take m off the waiting list (it leaves incoming/ or is gone). */
+static void qmgr_admin_unwait(struct qmgr *q, struct qmgr_msg *m)
+{
+    if (m->in_wait) {
+        TAILQ_REMOVE(&q->waiting, m, wait);
+        m->in_wait = false;
+    }
+}
+
+/* A busy message gets op when its work ends; jobs still waiting for a
+ * slot are taken back at once, so a held or deleted message sends
+ * nothing new. */
+static void qmgr_admin_later(struct qmgr *q, struct qmgr_msg *m, enum qmgr_admin_op op)
+{
+    m->admin_op = op;
+    if (m->jobs_out > 0 && qmgr_sched_cancel(q, m) && m->jobs_out == 0)
+        qmgr_result_finish(q, m);
+}
+
+/* One message, one op; true when it counts. */
+static bool qmgr_admin_one(struct qmgr *q, struct qmgr_msg *m, const char *op)
+{
+    bool busy = qmgr_admin_busy(m);
+
+    if (strcmp(op, "queue-delete") == 0) {
+        if (busy)
+            qmgr_admin_later(q, m, QMGR_OP_DELETE);
+        else
+            qmgr_msg_remove(q, m);
+        return true;
+    }
+    if (strcmp(op, "queue-hold") == 0) {
+        if (m->dir == QMGR_HOLD)
+            return false;
+        if (busy) {
+            qmgr_admin_later(q, m, QMGR_OP_HOLD);
+            return true;
+        }
+        qmgr_admin_unwait(q, m);
+        if (qmgr_msg_move(q, m, QMGR_HOLD, NULL) < 0)
+            return false;
+        log_msg("%s: placed on hold", m->id);
+        return true;
+    }
+    if (strcmp(op, "queue-release") == 0) {
+        if (m->dir != QMGR_HOLD || busy)
+            return false;
+        if (qmgr_msg_move(q, m, QMGR_INCOMING, qmgr_admin_released) < 0)
+            return false;
+        log_msg("%s: released from hold", m->id);
+        return true;
+    }
+    if (strcmp(op, "queue-requeue") == 0) {
+        if (busy) {
+            qmgr_admin_later(q, m, QMGR_OP_REQUEUE);
+            return true;
+        }
+        qmgr_admin_unwait(q, m);
+        if (m->dir == QMGR_INCOMING) {
+            qmgr_admin_requeued(q, m, true);
+            return true;
+        }
+        return qmgr_msg_move(q, m, QMGR_INCOMING, qmgr_admin_requeued) == 0;
+    }
+    /* queue-deliver */
+    if (m->dir == QMGR_DEFERRED && !busy) {
+        qmgr_msg_activate(q, m);
+        return true;
+    }
+    if (m->dir == QMGR_INCOMING) {
+        m->next_try = 0;
+        qmgr_msg_wake(q);
+        return true;
+    }
+    return false;
+}
+
+static int64_t qmgr_admin_ids(struct qmgr *q, const char *op, const char *id, const char **err)
+{
+    struct qmgr_msg **all, *m;
+    size_t n;
+    int64_t count = 0;
+
+    if (id == NULL) {
+        *err = "id required";
+        return -1;
+    }
+    if (strcmp(id, "ALL") == 0 && strcmp(op, "queue-deliver") != 0) {
+        all = qmgr_msg_all(q, &n);
+        for (size_t i = 0; i < n; i++)
+            count += qmgr_admin_one(q, all[i], op);
+        free(all);
+        qmgr_msg_wake(q);
+        return count;
+    }
+    if (!queue_id_valid(id) || (m = qmgr_msg_find(q, id)) == NULL) {
+        *err = "no such message";
+        return -1;
+    }
+    count = qmgr_admin_one(q, m, op);
+    qmgr_msg_wake(q);
+    return count;
+}
+
+static int64_t qmgr_admin_flush(struct qmgr *q)
+{
+    struct qmgr_msg **all;
+    size_t n;
+    int64_t count = 0;
+
+    for (size_t i = 0; i < q->dtab_size; i++) {
+        for (struct qmgr_dest *d = q->dtab[i]; d; d = d->hnext)
+            d->unreachable_until = 0;
+    }
+    all = qmgr_msg_all(q, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (all[i]->dir == QMGR_DEFERRED && !qmgr_admin_busy(all[i])) {
+            qmgr_msg_activate(q, all[i]);
+            count++;
+        }
+    }
+    free(all);
+    q->smtp_retry_at = 0;
+    qmgr_msg_wake(q);
+    log_info("flush: %lld deferred messages scheduled", (long long)count);
+    return count;
+}
+
+/* One message's entry of queue-list; false when it could not be read. */
+static bool qmgr_admin_list_one(struct qmgr *q, const struct qmgr_msg *m, struct proto_msg *r)
+{
+    struct queue_file qf;
+    const struct queue_file *use = &m->qf;
+    const char *why = NULL;
+    int fd = -1;
+
+    if (!m->loaded) {
+        fd = openat(q->dir_fd[m->dir], m->id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0 || queue_file_read(fd, &qf, &why) < 0) {
+            if (fd >= 0)
+                close(fd);
+            return false;
+        }
+        use = &qf;
+    }
+    proto_put_str(r, "q_id", m->id);
+    proto_put_str(r, "q_state", qmgr_dir_names[m->dir]);
+    proto_put_int(r, "q_size", (int64_t)use->content_size);
+    proto_put_int(r, "q_arrival", (int64_t)(use->env.arrival_us / 1000000));
+    proto_put_str(r, "q_sender", use->env.sender);
+    for (size_t i = 0; i < use->env.nrcpts; i++) {
+        const struct queue_rcpt *rc = &use->env.rcpts[i];
+        if (rc->status != QUEUE_RCPT_PENDING)
+            continue;
+        proto_put_str(r, "q_rcpt", rc->addr);
+        proto_put_str(r, "q_reason", i < m->ninfo && m->info[i].reason ? m->info[i].reason : "");
+    }
+    if (fd >= 0) {
+        queue_file_free(&qf);
+        close(fd);
+    }
+    return true;
+}
+
+static void qmgr_admin_list(struct qmgr *q, struct proto_msg *reply)
+{
+    size_t n;
+    struct qmgr_msg **all = qmgr_msg_all(q, &n);
+    int64_t count = 0;
+
+    proto_put_str(reply, "status", "ok");
+    for (size_t i = 0; i < n; i++) {
+        if (reply->store.len > QMGR_LIST_MAX_BYTES) {
+            proto_put_int(reply, "truncated", 1);
+            break;
+        }
+        count += qmgr_admin_list_one(q, all[i], reply);
+    }
+    proto_put_int(reply, "count", count);
+    free(all);
+}
+
+static void qmgr_admin_show(struct qmgr *q, const char *id, struct proto_msg *reply)
+{
+    struct qmgr_msg *m = id && queue_id_valid(id) ? qmgr_msg_find(q, id) : NULL;
+    int fd = m ? openat(q->dir_fd[m->dir], m->id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+
+    if (fd < 0) {
+        proto_put_str(reply, "status", "error");
+        proto_put_str(reply, "reason", "no such message");
+        return;
+    }
+    proto_put_str(reply, "status", "ok");
+    proto_put_str(reply, "q_state", qmgr_dir_names[m->dir]);
+    proto_put_fd(reply, fd);
+    close(fd);
+}
+
+bool qmgr_admin_command(struct qmgr *q, const char *op, const struct proto_msg *cmd,
+                        struct proto_msg *reply)
+{
+    const char *err = NULL;
+    int64_t count;
+
+    if (strcmp(op, "queue-list") == 0) {
+        qmgr_admin_list(q, reply);
+        return true;
+    }
+    if (strcmp(op, "queue-show") == 0) {
+        qmgr_admin_show(q, proto_get_str(cmd, "id"), reply);
+        return true;
+    }
+    if (strcmp(op, "flush") == 0 || strcmp(op, "queue-flush") == 0)
+        count = qmgr_admin_flush(q);
+    else if (strcmp(op, "queue-deliver") == 0 || strcmp(op, "queue-delete") == 0 ||
+             strcmp(op, "queue-hold") == 0 || strcmp(op, "queue-release") == 0 ||
+             strcmp(op, "queue-requeue") == 0)
+        count = qmgr_admin_ids(q, op, proto_get_str(cmd, "id"), &err);
+    else
+        return false;
+    if (count < 0) {
+        proto_put_str(reply, "status", "error");
+        proto_put_str(reply, "reason", err);
+        return true;
+    }
+    proto_put_str(reply, "status", "ok");
+    proto_put_int(reply, "count", count);
+    return true;
+}

@@ -1,0 +1,187 @@
+/*
+ * qmgr_bounce - delivery status notifications queued as new messages
+ * (RFC 3461-3464; the report itself comes from lib/dsn).
+ *
+ * Interface: qmgr_bounce_send() (qmgr.h).
+ *
+ * One report per call: failure ("failed"), delay ("delayed") or success
+ * ("relayed") for the recipients given whose NOTIFY asks for that action
+ * (no NOTIFY: failures and delays yes, successes no).  Never a report to
+ * the null sender <> nor about a report (dsn_should_bounce).  The report
+ * is written by qmgr itself like any commit: a fresh tmp/NEWID,
+ * dsn_queue_write (envelope + content, END, fsync), re-read with the
+ * queue file reader, renamed into incoming/, incoming/ fsynced; only then
+ * does the caller mark the original recipients BOUNCED.  The new message
+ * skips the scan step (it is ours) and is delivered like any other.
+ *
+ * The report honours RET (full original or headers only), ENVID and
+ * ORCPT (lib/dsn); DsnTemplate gives the text part, BounceSizeLimit the
+ * bytes of the original returned.
+ *
+ * Diagnostics: "ID: sender non-delivery notification: NEWID" (delay:
+ * "sender delay notification", success: "sender delivery status
+ * notification"), then "NEWID: from=<>, size=N, nrcpt=1 (queue active)";
+ * mta_dsn_generated counts them.  A report that cannot be built or queued
+ * is an error line and -1 (the caller keeps the recipients for a retry).
+ */
+#include "qmgr.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dsn/dsn.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+static const char *qmgr_bounce_kind(enum dsn_action a)
+{
+    switch (a) {
+    case DSN_ACTION_FAILED: return "sender non-delivery notification";
+    case DSN_ACTION_DELAYED: return "sender delay notification";
+    default: return "sender delivery status notification";
+    }
+}
+
+/* Write, check and commit the report; 0 and newid, or -1. */
+static int qmgr_bounce_queue(struct qmgr *q, struct qmgr_msg *m, const struct dsn_message *msg,
+                             char newid[QUEUE_ID_SIZE], uint64_t *size)
+{
+    struct dsn_envelope de;
+    struct queue_file nqf;
+    const char *why = NULL;
+    int fd = queue_id_create(q->dir_fd[QMGR_TMP], newid);
+    int rc = -1;
+
+    if (fd < 0) {
+        log_error("%s: cannot create a report in %s/tmp: %m", m->id, q->queue_path);
+        return -1;
+    }
+    dsn_envelope_make(&de, &m->qf.env, msg, qmgr_now_us());
+    if (dsn_queue_write(fd, &de, msg, &why) < 0)
+        log_error("%s: cannot write report %s: %s: %m", m->id, newid, why);
+    else if (queue_file_read(fd, &nqf, &why) < 0)
+        log_error("%s: report %s is malformed: %s", m->id, newid, why);
+    else {
+        *size = nqf.content_size;
+        queue_file_free(&nqf);
+        if (renameat(q->dir_fd[QMGR_TMP], newid, q->dir_fd[QMGR_INCOMING], newid) < 0)
+            log_error("%s: cannot move report %s to incoming/: %m", m->id, newid);
+        else if (fsync(q->dir_fd[QMGR_INCOMING]) < 0) {
+            log_error("%s: fsync %s/incoming: %m", m->id, q->queue_path);
+            (void)unlinkat(q->dir_fd[QMGR_INCOMING], newid, 0);
+        } else
+            rc = 0;
+    }
+    if (rc < 0)
+        (void)unlinkat(q->dir_fd[QMGR_TMP], newid, 0);
+    close(fd);
+    dsn_envelope_free(&de);
+    return rc;
+}
+
+/* The remote server's own reply out of smtp's "host X said: REPLY (in
+ * reply to RCPT TO command)", so Diagnostic-Code is "smtp; REPLY" as
+ * Postfix writes it; other texts ("message expired: ...", connection
+ * errors) stay as they are.  Returns a copy. */
+static char *qmgr_bounce_diagnostic(const char *reason)
+{
+    const char *p = reason && strncmp(reason, "host ", 5) == 0 ? strstr(reason, " said: ") : NULL;
+    const char *end;
+
+    if (p == NULL)
+        return reason ? xstrdup(reason) : NULL;
+    p += 7;
+    end = strstr(p, " (in reply to ");
+    return end ? xstrndup(p, (size_t)(end - p)) : xstrdup(p);
+}
+
+static size_t qmgr_bounce_reports(const struct qmgr_msg *m, enum dsn_action action,
+                                  const size_t *idx, size_t n, struct dsn_rcpt_report *out,
+                                  char (*fixed)[16])
+{
+    size_t k = 0;
+    time_t now = qmgr_now();
+
+    for (size_t i = 0; i < n; i++) {
+        const struct queue_rcpt *r = &m->qf.env.rcpts[idx[i]];
+        const struct qmgr_rcpt_info *in = &m->info[idx[i]];
+        if (!dsn_rcpt_wants(r->notify, action))
+            continue;
+        out[k].final_rcpt = r->addr;
+        out[k].orcpt = r->orcpt;
+        out[k].action = action;
+        out[k].status = in->dsn[0] ? in->dsn : NULL;
+        /* A failure after temporary errors (expiry: 4.4.7) is reported
+         * with the permanent class (5.4.7): lib/dsn requires the class
+         * to match the action. */
+        if (action == DSN_ACTION_FAILED && in->dsn[0] == '4') {
+            str_copy(fixed[k], in->dsn, sizeof fixed[k]);
+            fixed[k][0] = '5';
+            out[k].status = fixed[k];
+        }
+        out[k].remote_mta = in->relay;
+        out[k].diagnostic = qmgr_bounce_diagnostic(in->reason);
+        out[k].last_attempt = now;
+        out[k].will_retry_until = 0;
+        k++;
+    }
+    return k;
+}
+
+int qmgr_bounce_send(struct qmgr *q, struct qmgr_msg *m, int action, const size_t *idx,
+                     size_t n)
+{
+    struct dsn_rcpt_report *reports;
+    char (*fixed)[16];
+    struct dsn_request req;
+    struct dsn_message msg;
+    const char *why = NULL;
+    char newid[QUEUE_ID_SIZE];
+    uint64_t size = 0;
+    size_t nrep;
+    int rc = -1;
+
+    if (dsn_should_bounce(&m->qf.env, m->fd, &m->qf, &why) != DSN_SEND) {
+        log_info("%s: %s", m->id, why ? why : "no report");
+        return 0;
+    }
+    reports = xcalloc(n ? n : 1, sizeof *reports);
+    fixed = xcalloc(n ? n : 1, sizeof *fixed);
+    nrep = qmgr_bounce_reports(m, (enum dsn_action)action, idx, n, reports, fixed);
+    if (nrep == 0) {
+        free(reports);
+        free(fixed);
+        return 0;
+    }
+    memset(&req, 0, sizeof req);
+    req.fd = m->fd;
+    req.qf = &m->qf;
+    req.hostname = q->set.hostname;
+    req.queue_id = m->id;
+    req.template_text = q->set.dsn_template;
+    req.template_len = q->set.dsn_template_len;
+    req.content_limit = q->set.bounce_size_limit;
+    req.reports = reports;
+    req.nreports = nrep;
+    if (dsn_build(&req, &msg, &why) < 0)
+        log_error("%s: cannot build a report: %s", m->id, why ? why : "?");
+    else if (qmgr_bounce_queue(q, m, &msg, newid, &size) == 0) {
+        rc = 0;
+        q->count[QMGR_INCOMING]++;
+        q->ctr.dsn_generated++;
+        log_msg("%s: %s: %s", m->id, qmgr_bounce_kind((enum dsn_action)action), newid);
+        log_msg("%s: from=<>, size=%llu, nrcpt=1 (queue active)", newid,
+                (unsigned long long)size);
+        qmgr_incoming_ready_noscan(q, newid);
+    }
+    dsn_message_free(&msg);
+    for (size_t k = 0; k < nrep; k++)
+        free((char *)reports[k].diagnostic);
+    free(reports);
+    free(fixed);
+    return rc;
+}
