@@ -52,7 +52,7 @@ DEPS_PKGS := build-essential pkg-config libevent-dev libssl-dev libldns-dev \
     ldnsutils dnsutils clamav-testfiles snmpd snmptrapd python3 \
     python3-aiosmtpd openssl zip unzip p7zip-full bzip2 gzip tar
 
-.PHONY: all deps run test asan fuzz install clean unit user
+.PHONY: all deps run test asan asan-test fuzz install clean unit user
 
 all: $(LIBA) $(DAEMON_BINS) $(USER_BINS) $(UNIT_BINS) $(TEST_HELPERS)
 
@@ -125,6 +125,11 @@ test: deps all
 
 asan:
 	$(MAKE) B=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" all
+
+# The whole suite against the sanitizer build (integration tests find the
+# binaries through MAILGW_BUILD).  Slower; not part of 'make test'.
+asan-test: deps asan
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 MAILGW_BUILD=build-asan prove -r t/ build-asan/t/
 
 FUZZ_SRC := $(sort $(wildcard t/fuzz/*.c))
 FUZZ_BINS := $(FUZZ_SRC:t/fuzz/%.c=build-fuzz/fuzz/%)
