@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "util/buf.h"
 
@@ -54,6 +55,8 @@ struct scand_filter {
 };
 
 void scand_filter_load(struct scand_filter *f, const struct conf *c);
+/* The filter of one policy group (-1 = [mailgw.policy]). */
+void scand_filter_load_group(struct scand_filter *f, const struct conf *c, int group);
 /* true when an object with this file name (may be NULL) and MIME type
  * (may be NULL) is caught by the filter. */
 bool scand_filter_match(const struct scand_filter *f, const char *name, const char *mime);
@@ -102,6 +105,7 @@ struct scand_engine {
     uint64_t parse_raw, parse_part; /* cl_scan_options.parse */
     uint32_t general, heuristic;
     unsigned scan_timeout;          /* seconds, per message */
+    time_t db_time;                 /* date of the bases (CL_ENGINE_DB_TIME) */
 };
 
 /* cl_init() once per process; 0 / -1 (logged). */
@@ -113,12 +117,21 @@ void scand_engine_free(struct scand_engine *e);
 /* Point the engine's temp dir at dir (a worker, after chroot). */
 void scand_engine_set_tmpdir(struct scand_engine *e, const char *dir);
 
+struct mime_msg;
+struct mime_part;
+
 /* One scanned object of a message. */
 struct scand_object {
     char *name;                 /* file name or a label like "(message)" */
     char *type;                 /* MIME type */
-    enum scand_status status;
+    enum scand_status status;   /* with the [mailgw.policy] filter */
     char *virus;                /* "" when none */
+    enum scand_status av;       /* the anti-virus alone (no filter) */
+    struct mime_part *part;     /* the part scanned; NULL = the message */
+    unsigned char *filt;        /* filt[k]: filter k caught it (k 0 = the
+                                 * policy, 1 + g = group g); NULL = none */
+    bool hidden;                /* an archive member only a group's filter
+                                 * caught: not in the top-level reply */
 };
 
 struct scand_result {
@@ -128,19 +141,37 @@ struct scand_result {
     struct buf names;           /* virus names, ", " separated, unique */
     uint32_t anomalies;         /* MIME structural anomalies */
     uint64_t bytes;
+    struct mime_msg *msg;       /* the parsed message (kept for the policy) */
+    size_t nfilters;            /* length of every object's filt */
 };
 
 void scand_result_init(struct scand_result *r);
 void scand_result_free(struct scand_result *r);
 void scand_result_add(struct scand_result *r, const char *name, const char *type,
                       enum scand_status st, const char *virus);
+/* The same for an object not counted in the top-level status (hidden). */
+struct scand_object *scand_result_add_ex(struct scand_result *r, const char *name,
+                                         const char *type, enum scand_status st,
+                                         const char *virus, bool hidden);
 
 /* What a worker needs to scan. */
 struct scand_ctx {
     struct scand_engine *engine;
-    struct scand_filter filter;
+    struct scand_filter filter;         /* [mailgw.policy]'s (= filters[0]) */
+    struct scand_filter *filters;       /* 0 the policy, 1 + g group g */
+    size_t nfilters;
+    const struct conf *conf;
     const char *tmpdir;         /* where O_TMPFILE files go ("/" in chroot) */
 };
+
+/* Apply the policy per group and answer (scand_policy.c).  req: the scan
+ * request (its fds 1.. are empty files for rewritten content); qfd/qf
+ * the queue file; cfd the content copy r->msg was parsed from. */
+struct proto_msg;
+struct queue_file;
+void scand_policy_reply(struct scand_ctx *ctx, int sock, const char *id,
+                        struct proto_msg *req, const struct queue_file *qf,
+                        struct scand_result *r);
 
 /* Install the libclamav callbacks (archive member names) on an engine. */
 void scand_scan_hooks(struct cl_engine *cl);

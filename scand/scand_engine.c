@@ -142,6 +142,7 @@ struct scand_engine *scand_engine_build(const struct conf *c, struct buf *why)
     }
     scand_scan_hooks(e->cl);
     e->sigs = sigs;
+    e->db_time = (time_t)cl_engine_get_num(e->cl, CL_ENGINE_DB_TIME, NULL);
     scand_engine_options(e, c);
     return e;
 fail:

@@ -2,21 +2,19 @@
  * scand_request - one qmgr -> scand request (CONTRACTS.md "qmgr -> scand
  * scanning protocol"): hello {proto="scand", version=1}, then
  * {op="scan", id, sender, client_addr, client_name, helo, rcpt...} with
- * fd 0 = the queue file (read-only) and optionally fd 1 = an empty file
- * for rewritten content (unused until the policy issue).
+ * fd 0 = the queue file (read-only) and optionally fds 1.. = empty files
+ * for rewritten content (scand_policy.c writes them).
  *
  * Interface: scand_request_serve(ctx, shared, sock, timeout).
  *
  * Reply: {status="ok", av_status, names, per object obj_name, obj_type,
- * obj_status, obj_virus, anomalies, then the group verdict: group="policy",
- * group_rcpt per recipient, group_action=deliver (clean) | block (any
- * other status: the reference's shipped default, §1.13),
- * group_rewritten=0}; or {status="tempfail", reason} when anti-virus is
+ * obj_status, obj_virus, anomalies, then one block per policy group
+ * (scand_policy.c, POLICY-REPLY.md)}; or {status="tempfail", reason} when anti-virus is
  * off, the queue file is unreadable or the scan failed.  A bad frame or a
  * peer that says nothing for the timeout gets the connection closed with
  * no reply (qmgr defers the message).
  *
- * Logs: "ID: av-scanned status=STATUS names=\"...\"" (activity level),
+ * Logs: "ID: av-scanned status=STATUS names=\"...\" nrcpt=N" (activity level),
  * "ID: av-tempfail: REASON", and at debug level one line per object.
  */
 #include "scand.h"
@@ -31,7 +29,6 @@
 #include "util/log.h"
 #include "util/mem.h"
 
-#define SCAND_MAX_REPLY_OBJS 1000   /* keeps the reply far below PROTO_MAX_FRAME */
 #define SCAND_MAX_ID 64
 
 /* Queue IDs are safe in file names and logs; anything else is refused. */
@@ -90,19 +87,6 @@ static int scand_copy_content(int qfd, const struct queue_file *qf, int out,
     return n < 0 ? -1 : 0;
 }
 
-static void scand_reply_objects(struct proto_msg *m, const struct scand_result *r)
-{
-    size_t n = r->nobjs < SCAND_MAX_REPLY_OBJS ? r->nobjs : SCAND_MAX_REPLY_OBJS;
-
-    for (size_t i = 0; i < n; i++) {
-        const struct scand_object *o = &r->objs[i];
-        proto_put_str(m, "obj_name", o->name);
-        proto_put_str(m, "obj_type", o->type);
-        proto_put_str(m, "obj_status", scand_status_name(o->status));
-        proto_put_str(m, "obj_virus", o->virus);
-    }
-}
-
 /* proto STR values must not hold CR/LF/NUL: names from peers are cleaned. */
 static void scand_result_sanitize(struct scand_result *r)
 {
@@ -118,38 +102,14 @@ static void scand_result_sanitize(struct scand_result *r)
     }
 }
 
-static void scand_reply_ok(int sock, const char *id, const struct proto_msg *req,
-                           const struct scand_result *r)
-{
-    struct proto_msg m;
-    const struct proto_attr *a;
-
-    proto_msg_init(&m);
-    proto_put_str(&m, "status", "ok");
-    proto_put_str(&m, "av_status", scand_status_name(r->status));
-    proto_put_str(&m, "names", r->names.len ? r->names.data : "");
-    scand_reply_objects(&m, r);
-    proto_put_int(&m, "anomalies", r->anomalies);
-    proto_put_str(&m, "group", "policy");
-    for (size_t i = 0; (a = proto_get_nth(req, "rcpt", i)) != NULL; i++)
-        proto_put_strn(&m, "group_rcpt", (const char *)a->value, a->len);
-    proto_put_str(&m, "group_action", r->status == SCAND_CLEAN ? "deliver" : "block");
-    proto_put_int(&m, "group_rewritten", 0);
-    if (proto_send(sock, &m) < 0)
-        log_warn("%s: cannot send the reply: %m", id);
-    proto_msg_free(&m);
-}
-
 static void scand_log_result(const char *id, const struct scand_result *r, size_t nrcpt)
 {
     for (size_t i = 0; i < r->nobjs; i++)
         log_debug("%s: av-object name=\"%s\" type=%s status=%s virus=\"%s\"", id,
                   r->objs[i].name, r->objs[i].type, scand_status_name(r->objs[i].status),
                   r->objs[i].virus);
-    log_msg("%s: av-scanned status=%s names=\"%s\"", id, scand_status_name(r->status),
-            r->names.len ? r->names.data : "");
-    log_msg("%s: av-verdict group=policy, nrcpt=%zu, action=%s", id, nrcpt,
-            r->status == SCAND_CLEAN ? "deliver" : "block");
+    log_msg("%s: av-scanned status=%s names=\"%s\" nrcpt=%zu", id,
+            scand_status_name(r->status), r->names.len ? r->names.data : "", nrcpt);
 }
 
 static void scand_count_result(struct scand_shared *sh, const struct scand_result *r)
@@ -187,7 +147,7 @@ static const char *scand_do_scan(struct scand_ctx *ctx, struct scand_shared *sh,
         scand_result_sanitize(&r);
         scand_log_result(id, &r, proto_count(req, "rcpt"));
         scand_count_result(sh, &r);
-        scand_reply_ok(sock, id, req, &r);
+        scand_policy_reply(ctx, sock, id, req, &qf, &r);
         why = NULL;
     }
     if (tfd >= 0)

@@ -40,11 +40,11 @@
 
 /* Per-object context handed to the libclamav callbacks. */
 struct scand_cb {
-    const struct scand_filter *filter;
+    const struct scand_ctx *ctx;
     const char *outer;          /* name of the object being scanned */
     struct scand_result *r;
     size_t inner;               /* filtered members reported so far */
-    bool filtered;
+    unsigned char *filt;        /* per filter: the object or a member caught */
 };
 
 int scand_tmpfile(const char *dir)
@@ -61,20 +61,32 @@ int scand_tmpfile(const char *dir)
     return fd;
 }
 
+/* An archive member: checked against every group's filter. */
 static void scand_cb_inner(struct scand_cb *cb, const char *name)
 {
     char label[512];
+    unsigned char *hit;
+    bool any = false;
 
-    if (name == NULL || cb == NULL || cb->filter == NULL)
+    if (name == NULL || cb == NULL || cb->ctx == NULL || cb->ctx->nfilters == 0)
         return;
-    if (!scand_filter_match(cb->filter, name, NULL))
+    hit = xcalloc(cb->ctx->nfilters, 1);
+    for (size_t k = 0; k < cb->ctx->nfilters; k++) {
+        hit[k] = scand_filter_match(&cb->ctx->filters[k], name, NULL);
+        cb->filt[k] |= hit[k];
+        any = any || hit[k];
+    }
+    if (!any || cb->inner >= SCAND_MAX_INNER) {
+        free(hit);
         return;
-    cb->filtered = true;
-    if (cb->inner >= SCAND_MAX_INNER)
-        return;
+    }
     cb->inner++;
     snprintf(label, sizeof(label), "%s/%s", cb->outer, name);
-    scand_result_add(cb->r, label, "application/octet-stream", SCAND_FILTERED, "");
+    struct scand_object *o = scand_result_add_ex(cb->r, label, "application/octet-stream",
+                                                 hit[0] ? SCAND_FILTERED : SCAND_CLEAN, "",
+                                                 !hit[0]);
+    o->av = SCAND_CLEAN;
+    o->filt = hit;
 }
 
 static cl_error_t scand_cb_meta(const char *container_type, unsigned long fsize_container,
@@ -130,18 +142,25 @@ static enum scand_status scand_scan_fd(struct scand_ctx *ctx, int fd, const char
     return scand_status_from_cl(ret, virname);
 }
 
+/* filt: per filter, the part itself is caught (owned by the object). */
 static void scand_scan_object(struct scand_ctx *ctx, struct scand_result *r, int fd,
-                              const char *name, const char *type, bool raw, bool filtered)
+                              const char *name, const char *type, bool raw,
+                              unsigned char *filt, struct mime_part *part)
 {
-    struct scand_cb cb = { &ctx->filter, name, r, 0, filtered };
+    struct scand_cb cb = { ctx, name, r, 0, filt };
     const char *virus = "";
-    enum scand_status st;
+    enum scand_status st, av;
     size_t at = r->nobjs;
 
-    st = scand_scan_fd(ctx, fd, name, raw, &cb, &virus);
-    if (cb.filtered && st < SCAND_FILTERED)
+    av = st = scand_scan_fd(ctx, fd, name, raw, &cb, &virus);
+    if (filt[0] && st < SCAND_FILTERED)
         st = SCAND_FILTERED;
     scand_result_add(r, name, type, st, virus);
+    r->objs[r->nobjs - 1].av = av;
+    r->objs[r->nobjs - 1].filt = filt;
+    r->objs[r->nobjs - 1].part = part;
+    for (size_t i = at; i + 1 < r->nobjs; i++)
+        r->objs[i].part = part;
     /* Keep the object itself before the members the callbacks added. */
     if (r->nobjs - 1 > at) {
         struct scand_object self = r->objs[r->nobjs - 1];
@@ -167,7 +186,7 @@ static const char *scand_part_name(const struct mime_part *p, size_t idx, char *
     return buf;
 }
 
-static bool scand_part_filtered(const struct scand_filter *f, const struct mime_part *p)
+static bool scand_part_filtered1(const struct scand_filter *f, const struct mime_part *p)
 {
     if (scand_filter_match(f, p->filename, p->type))
         return true;
@@ -178,13 +197,20 @@ static bool scand_part_filtered(const struct scand_filter *f, const struct mime_
     return false;
 }
 
+static unsigned char *scand_part_filtered(const struct scand_ctx *ctx, const struct mime_part *p)
+{
+    unsigned char *filt = xcalloc(ctx->nfilters ? ctx->nfilters : 1, 1);
+    for (size_t k = 0; k < ctx->nfilters; k++)
+        filt[k] = scand_part_filtered1(&ctx->filters[k], p);
+    return filt;
+}
+
 /* Decode one part into tfd (emptied first) and scan it. */
 static int scand_scan_part(struct scand_ctx *ctx, struct scand_result *r, struct mime_part *p,
                            size_t idx, int tfd)
 {
     char label[64];
     const char *name = scand_part_name(p, idx, label, sizeof(label));
-    bool filtered = scand_part_filtered(&ctx->filter, p);
     off_t size;
 
     if (ftruncate(tfd, 0) < 0 || lseek(tfd, 0, SEEK_SET) < 0)
@@ -194,7 +220,7 @@ static int scand_scan_part(struct scand_ctx *ctx, struct scand_result *r, struct
     size = lseek(tfd, 0, SEEK_CUR);
     if (size > 0)
         r->bytes += (uint64_t)size;
-    scand_scan_object(ctx, r, tfd, name, p->type, false, filtered);
+    scand_scan_object(ctx, r, tfd, name, p->type, false, scand_part_filtered(ctx, p), p);
     return 0;
 }
 
@@ -235,7 +261,7 @@ static int scand_scan_parts(struct scand_ctx *ctx, int fd, uint64_t size, const 
     }
     r->anomalies = msg->anom;
     close(tfd);
-    mime_msg_free(msg);
+    r->msg = msg;       /* the policy rewrites from it; freed with r */
     return ret;
 }
 
@@ -246,7 +272,9 @@ int scand_scan_message(struct scand_ctx *ctx, int fd, uint64_t size, const char 
 
     clock_gettime(CLOCK_MONOTONIC, &start);
     r->bytes += size;
-    scand_scan_object(ctx, r, fd, "(message)", "message/rfc822", true, false);
+    r->nfilters = ctx->nfilters ? ctx->nfilters : 1;
+    scand_scan_object(ctx, r, fd, "(message)", "message/rfc822", true,
+                      xcalloc(r->nfilters, 1), NULL);
     if (size == 0)
         return 0;
     return scand_scan_parts(ctx, fd, size, id, r, &start, why);

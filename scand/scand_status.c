@@ -27,6 +27,7 @@
 #include <clamav.h>
 
 #include "conf/conf.h"
+#include "mime/mime.h"
 #include "util/mem.h"
 
 static const char *const scand_status_names[SCAND_NSTATUS] = {
@@ -103,6 +104,14 @@ void scand_filter_load(struct scand_filter *f, const struct conf *c)
     f->nexc_mime = conf_list(c, "mailgw.policy", "ExcludeByMime", &f->exc_mime);
 }
 
+void scand_filter_load_group(struct scand_filter *f, const struct conf *c, int group)
+{
+    f->ninc_name = conf_group_list(c, group, "IncludeByName", &f->inc_name);
+    f->nexc_name = conf_group_list(c, group, "ExcludeByName", &f->exc_name);
+    f->ninc_mime = conf_group_list(c, group, "IncludeByMime", &f->inc_mime);
+    f->nexc_mime = conf_group_list(c, group, "ExcludeByMime", &f->exc_mime);
+}
+
 static bool scand_masks_match(const char *const *masks, size_t n, const char *s)
 {
     if (s == NULL || *s == 0)
@@ -150,8 +159,11 @@ void scand_result_free(struct scand_result *r)
         free(r->objs[i].name);
         free(r->objs[i].type);
         free(r->objs[i].virus);
+        free(r->objs[i].filt);
     }
     free(r->objs);
+    if (r->msg != NULL)
+        mime_msg_free(r->msg);
     buf_free(&r->names);
     memset(r, 0, sizeof(*r));
 }
@@ -180,6 +192,13 @@ static void scand_result_add_name(struct scand_result *r, const char *virus)
 void scand_result_add(struct scand_result *r, const char *name, const char *type,
                       enum scand_status st, const char *virus)
 {
+    scand_result_add_ex(r, name, type, st, virus, false);
+}
+
+struct scand_object *scand_result_add_ex(struct scand_result *r, const char *name,
+                                         const char *type, enum scand_status st,
+                                         const char *virus, bool hidden)
+{
     if (r->nobjs == r->cap) {
         r->cap = r->cap ? r->cap * 2 : 8;
         r->objs = xreallocarray(r->objs, r->cap, sizeof(*r->objs));
@@ -189,10 +208,15 @@ void scand_result_add(struct scand_result *r, const char *name, const char *type
     o->type = xstrdup(type ? type : "application/octet-stream");
     o->status = st;
     o->virus = xstrdup(virus ? virus : "");
-    if (st > r->status)
+    o->av = st;
+    o->part = NULL;
+    o->filt = NULL;
+    o->hidden = hidden;
+    if (!hidden && st > r->status)
         r->status = st;
-    if (virus != NULL && *virus != 0)
+    if (!hidden && virus != NULL && *virus != 0)
         scand_result_add_name(r, virus);
+    return o;
 }
 
 void scand_count(struct scand_shared *sh, enum scand_counter c, int64_t delta)

@@ -40,8 +40,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conf/conf.h"
 #include "server/server.h"
 #include "util/log.h"
+#include "util/mem.h"
 
 #define SCAND_CPU_MARGIN 5
 
@@ -238,7 +240,12 @@ static void scand_worker_setup(const struct scand_worker_args *a, struct scand_c
     scand_worker_signals();
     scand_worker_close_fds(a);
     ctx->engine = a->engine;
+    ctx->conf = a->srv->conf;
     scand_filter_load(&ctx->filter, a->srv->conf);
+    ctx->nfilters = conf_group_count(a->srv->conf) + 1;
+    ctx->filters = xcalloc(ctx->nfilters, sizeof(*ctx->filters));
+    for (size_t k = 0; k < ctx->nfilters; k++)
+        scand_filter_load_group(&ctx->filters[k], a->srv->conf, (int)k - 1);
     ctx->tmpdir = a->tmpdir;
     if (a->chroot) {
         if (scand_worker_chroot(a->tmpdir) == 0)

@@ -3,7 +3,17 @@
  * and the accessors every daemon uses (DESIGN §6, reference §1).
  *
  * Interface: conf_load(), conf_free(), conf_str/int/bool/list/is_set(),
- * conf_group_count/name(), conf_param_find/lookup() (conf.h).
+ * conf_group_count/name/index(), conf_group_str/int/bool/list/is_set/
+ * template(), conf_param_find/lookup() (conf.h).
+ *
+ * Groups: a [mailgw.group:NAME] section keeps its own values of the
+ * CONF_GROUP parameters of [mailgw.policy] (checked like the policy's);
+ * the conf_group_* accessors fall back to [mailgw.policy].  Senders and
+ * Recipients (CONF_GROUP_ONLY) are an error in [mailgw.policy]; a group
+ * with neither is a warning.  CONF_TEMPLATE values (paths relative to the
+ * config file's directory) are compiled with lib/template at load: a
+ * template that is set but missing or does not compile is an error
+ * "FILE:LINE: NAME: TEMPLATE:LINE: why", so check and reload refuse it.
  *
  * Syntax: "[section]" headers ([smtpgw.X] = [mailgw.X]); "Name = value"
  * lines (blanks around '=' ignored; no comments after a value, so values
@@ -24,9 +34,11 @@
  * it is executed; bad input is a diagnostic, never a crash or log_fatal.
  */
 #include "conf/conf_impl.h"
+#include "template/template.h"
 #include "util/log.h"
 #include "util/mem.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -43,12 +55,21 @@ struct conf_value {
     size_t nraw;
     char **items;       /* list items, file: expanded, NULL-terminated */
     size_t nitems;
+    struct template *tpl;   /* CONF_TEMPLATE: compiled, NULL = built-in */
+};
+
+/* A [mailgw.group:NAME] section: values of the CONF_GROUP parameters it
+ * sets, indexed like conf_params (only [mailgw.policy] entries used). */
+struct conf_group {
+    char *name;
+    unsigned line;
+    struct conf_value *v;
 };
 
 struct conf {
     char *path;
     struct conf_value *v;
-    char **groups;
+    struct conf_group *groups;
     size_t ngroups;
 };
 
@@ -60,7 +81,13 @@ struct conf_parse {
     const char *file;
     unsigned errors;
     enum conf_section_kind kind;
+    size_t group;       /* SEC_GROUP: index in c->groups */
     char section[256];
+};
+
+static const char *const conf_status_words[] = {
+    "disinfected", "infected", "suspicious", "protected", "corrupted", "error", "filtered",
+    "all", "none", NULL,
 };
 
 /* Sections that exist but whose parameters other modules have not entered
@@ -141,6 +168,14 @@ static int conf_item_check(struct conf_parse *ps, const struct conf_param *p, co
 {
     struct buf err = BUF_INIT;
     int rc = conf_syntax_check(p, item, where, line, &err, ps->diag);
+    if (rc == 0 && (p->flags & CONF_STATUSLIST)) {
+        rc = -1;
+        for (size_t i = 0; conf_status_words[i] && rc < 0; i++)
+            rc = strcasecmp(item, conf_status_words[i]) == 0 ? 0 : -1;
+        if (rc < 0)
+            buf_printf(&err, "invalid status '%s' (allowed: disinfected, infected, suspicious, "
+                       "protected, corrupted, error, filtered, all, none)", item);
+    }
     if (rc < 0) {
         if (err.len)
             conf_diag(ps->diag, where, line, p->name, "%s", err.data);
@@ -208,6 +243,27 @@ static void conf_set_list(struct conf_parse *ps, const struct conf_param *p,
     }
 }
 
+static char *conf_abs_path(const char *text);
+
+/* A template path: relative to the directory of the config file. */
+static char *conf_confdir_path(const char *text, const char *confpath)
+{
+    const char *slash = confpath ? strrchr(confpath, '/') : NULL;
+    if (*text == 0 || *text == '/')
+        return NULL;
+    if (slash == NULL)
+        return conf_abs_path(text);
+    char *dir = xstrndup(confpath, (size_t)(slash - confpath));
+    char *r = dir[0] == '/' ? xasprintf("%s/%s", dir, text) : NULL;
+    if (r == NULL) {
+        char *rel = xasprintf("%s/%s", dir, text);
+        r = conf_abs_path(rel);
+        free(rel);
+    }
+    free(dir);
+    return r;
+}
+
 static char *conf_abs_path(const char *text)
 {
     char cwd[4096];
@@ -216,9 +272,11 @@ static char *conf_abs_path(const char *text)
     return xasprintf("%s/%s", cwd, text);
 }
 
-/* Parse a scalar (from the file or a default) into v; -1 with err set. */
+/* Parse a scalar (from the file or a default) into v; -1 with err set.
+ * confpath: the config file (CONF_TEMPLATE paths are relative to it). */
 static int conf_scalar_init(const struct conf_param *p, struct conf_value *v, const char *text,
-                            const char *where, unsigned line, struct buf *err, struct buf *diag)
+                            const char *where, unsigned line, struct buf *err, struct buf *diag,
+                            const char *confpath)
 {
     char *canon = NULL;
     if (p->type == CONF_STR) {
@@ -234,6 +292,8 @@ static int conf_scalar_init(const struct conf_param *p, struct conf_value *v, co
     v->text = canon ? canon : xstrdup(text);
     if (p->flags & CONF_PATH)
         v->eff = conf_abs_path(text);
+    else if (p->flags & CONF_TEMPLATE)
+        v->eff = conf_confdir_path(text, confpath);
     return 0;
 }
 
@@ -248,7 +308,7 @@ static void conf_set_scalar(struct conf_parse *ps, const struct conf_param *p,
     }
     struct buf err = BUF_INIT;
     v->seen = true;
-    if (conf_scalar_init(p, v, value, ps->file, line, &err, ps->diag) < 0) {
+    if (conf_scalar_init(p, v, value, ps->file, line, &err, ps->diag, ps->file) < 0) {
         if (err.len)
             conf_diag(ps->diag, ps->file, line, p->name, "%s", err.data);
         ps->errors++;
@@ -273,26 +333,20 @@ static void conf_unknown_param(struct conf_parse *ps, const char *name, unsigned
         conf_warn(ps->diag, ps->file, line, NULL, "unknown parameter [%s] %s", ps->section, name);
 }
 
-/* A group section: only CONF_GROUP parameters of [mailgw.policy]; the value
- * is validated (per-group values are not stored yet: none exists). */
-static void conf_group_param(struct conf_parse *ps, const char *name, const char *value,
-                             unsigned line)
+/* A group section: only CONF_GROUP parameters of [mailgw.policy], stored
+ * in the group's own values (validated like the policy's). */
+static void conf_group_param(struct conf_parse *ps, char *name, char *value, unsigned line)
 {
     const struct conf_param *p = conf_param_find("mailgw.policy", name);
     if (p == NULL || !(p->flags & CONF_GROUP)) {
         conf_unknown_param(ps, name, line);
         return;
     }
-    struct conf_value tmp = { 0 };
-    struct buf err = BUF_INIT;
-    if (p->type != CONF_LIST &&
-        conf_scalar_init(p, &tmp, value, ps->file, line, &err, ps->diag) < 0) {
-        conf_diag(ps->diag, ps->file, line, p->name, "%s", err.data);
-        ps->errors++;
-    }
-    free(tmp.text);
-    free(tmp.eff);
-    buf_free(&err);
+    struct conf_value *v = &ps->c->groups[ps->group].v[p - conf_params];
+    if (p->type == CONF_LIST)
+        conf_set_list(ps, p, v, value, line);
+    else
+        conf_set_scalar(ps, p, v, value, line);
 }
 
 static void conf_param_line(struct conf_parse *ps, char *line, unsigned lineno)
@@ -317,7 +371,11 @@ static void conf_param_line(struct conf_parse *ps, char *line, unsigned lineno)
         const struct conf_param *p = conf_param_find(ps->section, name);
         if (p == NULL)
             conf_unknown_param(ps, name, lineno);
-        else if (p->type == CONF_LIST)
+        else if (p->flags & CONF_GROUP_ONLY) {
+            conf_diag(ps->diag, ps->file, lineno, name,
+                      "allowed only in [mailgw.group:NAME] sections");
+            ps->errors++;
+        } else if (p->type == CONF_LIST)
             conf_set_list(ps, p, conf_value_of(ps->c, p), value, lineno);
         else
             conf_set_scalar(ps, p, conf_value_of(ps->c, p), value, lineno);
@@ -337,14 +395,19 @@ static bool conf_group_name_valid(const char *s)
     return true;
 }
 
-static void conf_group_add(struct conf *c, const char *name)
+/* Index of the group (a repeated section continues the first one). */
+static size_t conf_group_add(struct conf *c, const char *name, unsigned line)
 {
     for (size_t i = 0; i < c->ngroups; i++) {
-        if (strcmp(c->groups[i], name) == 0)
-            return;
+        if (strcmp(c->groups[i].name, name) == 0)
+            return i;
     }
     c->groups = xreallocarray(c->groups, c->ngroups + 1, sizeof *c->groups);
-    c->groups[c->ngroups++] = xstrdup(name);
+    struct conf_group *g = &c->groups[c->ngroups];
+    g->name = xstrdup(name);
+    g->line = line;
+    g->v = xcalloc(conf_nparams, sizeof *g->v);
+    return c->ngroups++;
 }
 
 static void conf_section_line(struct conf_parse *ps, char *line, unsigned lineno)
@@ -371,7 +434,7 @@ static void conf_section_line(struct conf_parse *ps, char *line, unsigned lineno
             ps->kind = SEC_UNKNOWN;
             return;
         }
-        conf_group_add(ps->c, group);
+        ps->group = conf_group_add(ps->c, group, lineno);
         ps->kind = SEC_GROUP;
     } else if (conf_section_known(ps->section)) {
         ps->kind = SEC_KNOWN;
@@ -422,7 +485,7 @@ static void conf_apply_defaults(struct conf *c)
         if (v->set)
             continue;
         struct buf err = BUF_INIT;
-        if (conf_scalar_init(p, v, p->def ? p->def : "", "(default)", 0, &err, NULL) < 0) {
+        if (conf_scalar_init(p, v, p->def ? p->def : "", "(default)", 0, &err, NULL, c->path) < 0) {
             if (p->def)
                 log_fatal("conf: default of [%s] %s: %s", p->section, p->name, err.data);
             v->text = xstrdup("");
@@ -474,6 +537,61 @@ static void conf_check_cross(struct conf_parse *ps)
                   "still marked unreachable", ttl, lo);
 }
 
+/* Groups: lists joined for conf_group_str; a group without Senders and
+ * Recipients matches no message (reference §1.13 wants one of them). */
+static void conf_finish_groups(struct conf_parse *ps)
+{
+    const struct conf_param *snd = conf_param_find("mailgw.policy", "Senders");
+    const struct conf_param *rcp = conf_param_find("mailgw.policy", "Recipients");
+    for (size_t g = 0; g < ps->c->ngroups; g++) {
+        struct conf_group *gr = &ps->c->groups[g];
+        for (size_t i = 0; i < conf_nparams; i++) {
+            if (gr->v[i].set && conf_params[i].type == CONF_LIST)
+                conf_join_list(&gr->v[i]);
+        }
+        if (snd && rcp && !gr->v[snd - conf_params].set && !gr->v[rcp - conf_params].set)
+            conf_warn(ps->diag, ps->file, gr->line, NULL,
+                      "group %s has neither Senders nor Recipients: it matches no message",
+                      gr->name);
+    }
+}
+
+/* Compile one CONF_TEMPLATE value; a default whose file is absent stays
+ * NULL (built-in text). */
+static void conf_template_load(struct conf_parse *ps, const struct conf_param *p,
+                               struct conf_value *v)
+{
+    const char *path = v->eff ? v->eff : v->text;
+    struct buf err = BUF_INIT;
+    if (path == NULL || *path == 0 || (!v->set && access(path, F_OK) < 0 && errno == ENOENT))
+        return;
+    v->tpl = template_load(path, &err);
+    if (v->tpl == NULL) {
+        const char *line = err.data ? err.data : "cannot load the template";
+        while (*line) {
+            const char *nl = strchr(line, '\n');
+            int len = nl ? (int)(nl - line) : (int)strlen(line);
+            conf_diag(ps->diag, ps->file, v->line, p->name, "%.*s", len, line);
+            line += nl ? len + 1 : len;
+        }
+        ps->errors++;
+    }
+    buf_free(&err);
+}
+
+static void conf_load_templates(struct conf_parse *ps)
+{
+    for (size_t i = 0; i < conf_nparams; i++) {
+        if (!(conf_params[i].flags & CONF_TEMPLATE))
+            continue;
+        conf_template_load(ps, &conf_params[i], &ps->c->v[i]);
+        for (size_t g = 0; g < ps->c->ngroups; g++) {
+            if (ps->c->groups[g].v[i].set)
+                conf_template_load(ps, &conf_params[i], &ps->c->groups[g].v[i]);
+        }
+    }
+}
+
 static void conf_parse_lines(struct conf_parse *ps, struct conf_reader *r)
 {
     char *line;
@@ -501,8 +619,11 @@ struct conf *conf_load(const char *path, struct buf *diag)
     conf_reader_close(&r);
     conf_check_required(&ps);
     conf_apply_defaults(c);
+    conf_finish_groups(&ps);
     if (ps.errors == 0)
         conf_check_cross(&ps);
+    if (ps.errors == 0)
+        conf_load_templates(&ps);
     if (ps.errors) {
         conf_free(c);
         return NULL;
@@ -517,19 +638,29 @@ static void conf_strv_free(char **v, size_t n)
     free(v);
 }
 
-void conf_free(struct conf *c)
+static void conf_values_free(struct conf_value *vals)
 {
-    if (c == NULL)
-        return;
     for (size_t i = 0; i < conf_nparams; i++) {
-        struct conf_value *v = &c->v[i];
+        struct conf_value *v = &vals[i];
         free(v->text);
         free(v->eff);
         conf_strv_free(v->raw, v->nraw);
         conf_strv_free(v->items, v->nitems);
+        template_free(v->tpl);
     }
-    free(c->v);
-    conf_strv_free(c->groups, c->ngroups);
+    free(vals);
+}
+
+void conf_free(struct conf *c)
+{
+    if (c == NULL)
+        return;
+    conf_values_free(c->v);
+    for (size_t g = 0; g < c->ngroups; g++) {
+        conf_values_free(c->groups[g].v);
+        free(c->groups[g].name);
+    }
+    free(c->groups);
     free(c->path);
     free(c);
 }
@@ -596,7 +727,112 @@ size_t conf_group_count(const struct conf *c)
 
 const char *conf_group_name(const struct conf *c, size_t i)
 {
-    return i < c->ngroups ? c->groups[i] : NULL;
+    return i < c->ngroups ? c->groups[i].name : NULL;
+}
+
+int conf_group_index(const struct conf *c, const char *name)
+{
+    for (size_t i = 0; i < c->ngroups; i++) {
+        if (strcmp(c->groups[i].name, name) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* The value a group sees: its own when set, else the policy's. */
+static const struct conf_value *conf_group_value(const struct conf *c, int group,
+                                                 const char *name, const struct conf_param **pp)
+{
+    static const struct conf_value none = { 0 };
+    const struct conf_param *p = conf_must_find("mailgw.policy", name);
+    if (!(p->flags & CONF_GROUP))
+        log_fatal("conf: [mailgw.policy] %s cannot be set per group", name);
+    if (group < -1 || (group >= 0 && (size_t)group >= c->ngroups))
+        log_fatal("conf: group index %d out of range", group);
+    if (pp)
+        *pp = p;
+    if (group >= 0 && c->groups[group].v[p - conf_params].set)
+        return &c->groups[group].v[p - conf_params];
+    if (p->flags & CONF_GROUP_ONLY)
+        return &none;
+    return conf_value_of(c, p);
+}
+
+const char *conf_group_str(const struct conf *c, int group, const char *name)
+{
+    const struct conf_value *v = conf_group_value(c, group, name, NULL);
+    if (v->eff)
+        return v->eff;
+    return v->text ? v->text : "";
+}
+
+long long conf_group_int(const struct conf *c, int group, const char *name)
+{
+    const struct conf_param *p;
+    const struct conf_value *v = conf_group_value(c, group, name, &p);
+    if (p->type == CONF_STR || p->type == CONF_LIST)
+        log_fatal("conf: [mailgw.policy] %s is not a number", name);
+    return v->num;
+}
+
+bool conf_group_bool(const struct conf *c, int group, const char *name)
+{
+    const struct conf_param *p;
+    const struct conf_value *v = conf_group_value(c, group, name, &p);
+    if (p->type != CONF_BOOL)
+        log_fatal("conf: [mailgw.policy] %s is not a boolean", name);
+    return v->num != 0;
+}
+
+size_t conf_group_list(const struct conf *c, int group, const char *name,
+                       const char *const **items)
+{
+    static const char *const empty[] = { NULL };
+    const struct conf_param *p;
+    const struct conf_value *v = conf_group_value(c, group, name, &p);
+    if (p->type != CONF_LIST)
+        log_fatal("conf: [mailgw.policy] %s is not a list", name);
+    if (items)
+        *items = v->items ? (const char *const *)v->items : empty;
+    return v->nitems;
+}
+
+bool conf_group_is_set(const struct conf *c, int group, const char *name)
+{
+    const struct conf_param *p = conf_must_find("mailgw.policy", name);
+    if (group < 0)
+        return conf_value_of(c, p)->set;
+    if ((size_t)group >= c->ngroups)
+        log_fatal("conf: group index %d out of range", group);
+    return c->groups[group].v[p - conf_params].set;
+}
+
+const struct template *conf_group_template(const struct conf *c, int group, const char *name)
+{
+    const struct conf_param *p;
+    const struct conf_value *v = conf_group_value(c, group, name, &p);
+    if (!(p->flags & CONF_TEMPLATE))
+        log_fatal("conf: [mailgw.policy] %s is not a template", name);
+    return v->tpl;
+}
+
+/* conf_print: "[mailgw.group:NAME]" sections with what each one sets. */
+void conf_print_groups(const struct conf *c, FILE *out)
+{
+    for (size_t g = 0; g < c->ngroups; g++) {
+        fprintf(out, "\n[mailgw.group:%s]\n", c->groups[g].name);
+        for (size_t i = 0; i < conf_nparams; i++) {
+            const struct conf_value *v = &c->groups[g].v[i];
+            if (!v->set)
+                continue;
+            if (conf_params[i].type != CONF_LIST)
+                fprintf(out, "%s = %s\n", conf_params[i].name, v->text ? v->text : "");
+            else if (v->nraw == 0)
+                fprintf(out, "%s =\n", conf_params[i].name);
+            for (size_t k = 0; k < v->nraw; k++)
+                fprintf(out, "%s = %s\n", conf_params[i].name, v->raw[k]);
+        }
+    }
 }
 
 const char *const *conf_raw_entries(const struct conf *c, const struct conf_param *p, size_t *n)

@@ -55,6 +55,13 @@ enum conf_flag {
     CONF_SPLIT = 1 << 2,    /* CONF_LIST: "a, b" on one line is two items */
     CONF_PATH = 1 << 3,     /* a relative path is made absolute against the
                                working directory at load time */
+    CONF_GROUP_ONLY = 1 << 4,   /* only in [mailgw.group:NAME] (Senders...) */
+    CONF_STATUSLIST = 1 << 5,   /* CONF_LIST of object statuses: clean is not
+                                   one; disinfected infected suspicious
+                                   protected corrupted error filtered all none */
+    CONF_TEMPLATE = 1 << 6,     /* CONF_STR: a template file (lib/template),
+                                   relative to the config file's directory,
+                                   compiled at load (conf_group_template) */
 };
 
 /* Value syntax checked beyond the type (see conf_syntax.c). */
@@ -119,6 +126,29 @@ bool conf_is_set(const struct conf *c, const char *section, const char *name);
 /* Policy groups: [mailgw.group:NAME] in file order. */
 size_t conf_group_count(const struct conf *c);
 const char *conf_group_name(const struct conf *c, size_t i);
+
+/* Per-group values of the CONF_GROUP parameters of [mailgw.policy]:
+ * group is an index of conf_group_name() or -1 for [mailgw.policy]
+ * itself; a parameter the group does not set is [mailgw.policy]'s value
+ * (a group list replaces the policy list, it does not add to it).  An
+ * index out of range or a parameter without CONF_GROUP is a programming
+ * error (log_fatal).  A CONF_GROUP_ONLY parameter (Senders, Recipients)
+ * is empty for -1. */
+const char *conf_group_str(const struct conf *c, int group, const char *name);
+long long conf_group_int(const struct conf *c, int group, const char *name);
+bool conf_group_bool(const struct conf *c, int group, const char *name);
+size_t conf_group_list(const struct conf *c, int group, const char *name,
+                       const char *const **items);
+/* true when the group's own section sets the parameter (-1: the policy). */
+bool conf_group_is_set(const struct conf *c, int group, const char *name);
+/* Index of a group by name, -1 when there is none. */
+int conf_group_index(const struct conf *c, const char *name);
+/* The compiled template of a CONF_TEMPLATE parameter for a group, or NULL
+ * when the parameter is left at its default and that file does not exist
+ * (the caller then uses its built-in text).  A template that is set but
+ * missing, or that does not compile, made conf_load fail. */
+struct template;
+const struct template *conf_group_template(const struct conf *c, int group, const char *name);
 
 enum conf_print_mode { CONF_PRINT_ALL, CONF_PRINT_NONDEFAULT, CONF_PRINT_DEFAULTS };
 /* postconf-like output: "[section]" headers then "Name = value" lines. */

@@ -54,6 +54,9 @@ long conf_list_file_at(const char *path, const char *where, unsigned line, const
 const char *const *conf_raw_entries(const struct conf *c, const struct conf_param *p, size_t *n);
 const char *conf_raw_text(const struct conf *c, const struct conf_param *p);
 
+/* The [mailgw.group:NAME] sections as conf_print shows them. */
+void conf_print_groups(const struct conf *c, FILE *out);
+
 bool conf_is_blank(int ch);
 char *conf_trim(char *s);
 bool conf_utf8_valid(const char *s, size_t n);

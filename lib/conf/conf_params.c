@@ -218,6 +218,86 @@ const struct conf_param conf_params[] = {
       SYN_NONE, "address space a worker may use beyond the loaded bases (RLIMIT_AS); a worker "
       "that runs out dies and the message is retried"),
 
+    /* [mailgw.policy] and [mailgw.group:NAME]: the policy (reference §1.13, §2.2; every
+     * entry overridable per group; lib/policy applies them) */
+    P(POL, "Check", CONF_BOOL, "true", 0, 0, NULL, NULL, OWN_SCAND, CONF_GROUP, SYN_NONE,
+      "scan this group's mail at all; false = delivered unscanned (X-Anti-Virus says "
+      "not_checked)"),
+    P(POL, "Senders", CONF_LIST, NULL, 0, 0, NULL, NULL, OWN_SCAND,
+      CONF_GROUP | CONF_GROUP_ONLY | CONF_SPLIT, SYN_DOMAINMASK,
+      "group sections only: envelope sender masks (*@example.com, example.com, *); a group "
+      "matches when the sender matches one (and the recipient one of Recipients, if given)"),
+    P(POL, "Recipients", CONF_LIST, NULL, 0, 0, NULL, NULL, OWN_SCAND,
+      CONF_GROUP | CONF_GROUP_ONLY | CONF_SPLIT, SYN_DOMAINMASK,
+      "group sections only: recipient masks; groups are tried in file order, the first "
+      "matching the sender/recipient pair wins, none = [mailgw.policy]"),
+    P(POL, "AdminNotifyAddress", CONF_STR, "", 0, 0, NULL, NULL, OWN_SCAND, CONF_GROUP,
+      SYN_EMAIL, "where admin notifications of this group go; empty = Postmaster"),
+    P(POL, "NotifyFromAddress", CONF_STR, "", 0, 0, NULL, NULL, OWN_SCAND | OWN_QMGR,
+      CONF_GROUP, SYN_EMAIL, "From: and envelope sender of notifications; empty = Postmaster"),
+    P(POL, "ActionInfected", CONF_ENUM, "remove", 0, 0, NULL, "pass|remove|placeholder|cure",
+      OWN_SCAND, CONF_GROUP, SYN_NONE,
+      "what happens to an infected object of a delivered message: pass (kept), remove, "
+      "placeholder (replaced by PlaceholderTemplate's text); cure is accepted but the engine "
+      "cannot disinfect, so it acts as remove"),
+    P(POL, "ActionSuspicious", CONF_ENUM, "remove", 0, 0, NULL, "pass|remove|placeholder|cure",
+      OWN_SCAND, CONF_GROUP, SYN_NONE, "the same for suspicious objects"),
+    P(POL, "ActionProtected", CONF_ENUM, "remove", 0, 0, NULL, "pass|remove|placeholder|cure",
+      OWN_SCAND, CONF_GROUP, SYN_NONE,
+      "the same for objects that could not be scanned (encrypted, password-protected)"),
+    P(POL, "ActionError", CONF_ENUM, "remove", 0, 0, NULL, "pass|remove|placeholder|cure",
+      OWN_SCAND, CONF_GROUP, SYN_NONE,
+      "the same for objects with status error or corrupted"),
+    P(POL, "ActionFiltered", CONF_ENUM, "remove", 0, 0, NULL, "pass|remove|placeholder|cure",
+      OWN_SCAND, CONF_GROUP, SYN_NONE,
+      "the same for objects caught by IncludeByName / IncludeByMime"),
+    P(POL, "ActionDisinfected", CONF_ENUM, "pass", 0, 0, NULL, "pass|remove|placeholder|cure",
+      OWN_SCAND, CONF_GROUP, SYN_NONE,
+      "the same for disinfected objects (accepted for compatibility: libclamav cannot cure, "
+      "no object is ever disinfected; cure acts as remove)"),
+    P(POL, "BlockMessage", CONF_LIST, "infected, suspicious, protected, error", 0, 0, NULL, NULL,
+      OWN_SCAND, CONF_GROUP | CONF_SPLIT | CONF_STATUSLIST, SYN_NONE,
+      "statuses (disinfected, infected, suspicious, protected, corrupted, error, filtered, "
+      "all, none; error covers corrupted) for which the message is not delivered to this "
+      "group's recipients"),
+    P(POL, "NotifyAdmin", CONF_LIST, "infected, disinfected, suspicious, protected, corrupted",
+      0, 0, NULL, NULL, OWN_SCAND, CONF_GROUP | CONF_SPLIT | CONF_STATUSLIST, SYN_NONE,
+      "statuses that send a notification to AdminNotifyAddress"),
+    P(POL, "NotifySender", CONF_LIST, "none", 0, 0, NULL, NULL, OWN_SCAND,
+      CONF_GROUP | CONF_SPLIT | CONF_STATUSLIST, SYN_NONE,
+      "statuses that send a notification to the envelope sender (never to <>)"),
+    P(POL, "NotifyRecipient", CONF_LIST, "infected, disinfected, suspicious, protected, corrupted",
+      0, 0, NULL, NULL, OWN_SCAND, CONF_GROUP | CONF_SPLIT | CONF_STATUSLIST, SYN_NONE,
+      "statuses that send a notification to each of the group's recipients"),
+    P(POL, "SaveInQB", CONF_LIST, "none", 0, 0, NULL, NULL, OWN_SCAND,
+      CONF_GROUP | CONF_SPLIT | CONF_STATUSLIST, SYN_NONE,
+      "statuses whose original message is copied into the store: quarantine when it is "
+      "blocked, backup when it is delivered"),
+    P(POL, "NotifyAdminTemplate", CONF_STR, "templates/notify-admin", 0, 0, NULL, NULL,
+      OWN_SCAND, CONF_GROUP | CONF_TEMPLATE, SYN_NONE,
+      "template file of admin notifications (mailgw-templates(5)), relative to the config "
+      "file's directory; the default file absent = the built-in text"),
+    P(POL, "NotifySenderTemplate", CONF_STR, "templates/notify-sender", 0, 0, NULL, NULL,
+      OWN_SCAND, CONF_GROUP | CONF_TEMPLATE, SYN_NONE, "template file of sender notifications"),
+    P(POL, "NotifyRecipientTemplate", CONF_STR, "templates/notify-recipient", 0, 0, NULL, NULL,
+      OWN_SCAND, CONF_GROUP | CONF_TEMPLATE, SYN_NONE,
+      "template file of recipient notifications"),
+    P(POL, "PlaceholderTemplate", CONF_STR, "templates/placeholder", 0, 0, NULL, NULL,
+      OWN_SCAND, CONF_GROUP | CONF_TEMPLATE, SYN_NONE,
+      "template file of the text/plain part that replaces an object (Action*=placeholder)"),
+    P(POL, "DisclaimerTemplate", CONF_STR, "templates/disclaimer", 0, 0, NULL, NULL,
+      OWN_SCAND, CONF_GROUP | CONF_TEMPLATE, SYN_NONE,
+      "template file of the disclaimer appended when AddDisclaimer is true"),
+    P(POL, "AddDisclaimer", CONF_BOOL, "false", 0, 0, NULL, NULL, OWN_SCAND, CONF_GROUP,
+      SYN_NONE, "append DisclaimerTemplate's text to delivered messages (to a text/plain "
+      "body, as a part of multipart/mixed, or wrapping the message in multipart/mixed)"),
+    P(POL, "AddXHeader", CONF_BOOL, "true", 0, 0, NULL, NULL, OWN_SCAND, CONF_GROUP, SYN_NONE,
+      "add 'X-Anti-Virus: mailgw VERSION, bases: YYYYMMDD #RECORDS, check: YYYYMMDD STATUS' "
+      "to delivered messages (earlier X-Anti-Virus headers are removed)"),
+    P(POL, "AttachOriginalToAdmin", CONF_BOOL, "false", 0, 0, NULL, NULL, OWN_SCAND, CONF_GROUP,
+      SYN_NONE, "attach the original message (message/rfc822) to admin notifications; "
+      "dropped, with a note, when it does not fit the 1 MiB scanner reply"),
+
     /* [mailgw.policy] attachment filter (reference §1.13; overridable per group) */
     P(POL, "IncludeByName", CONF_LIST, NULL, 0, 0, NULL, NULL, OWN_SCAND, CONF_GROUP | CONF_SPLIT,
       SYN_NONE, "file name masks (* ? [...], case-insensitive) of attachments and archive "

@@ -67,4 +67,6 @@ void conf_print(const struct conf *c, FILE *out, enum conf_print_mode mode)
         }
         conf_print_param(c, out, p, mode);
     }
+    if (c != NULL && mode != CONF_PRINT_DEFAULTS)
+        conf_print_groups(c, out);
 }
