@@ -80,6 +80,14 @@ static int scand_engine_limits(struct cl_engine *cl, const struct conf *c, struc
             return -1;
         }
     }
+    /* The clean cache would skip a file already scanned (the raw
+     * message's pass, an earlier message) and with it the archive member
+     * callbacks the IncludeByName filter relies on. */
+    ret = cl_engine_set_num(cl, CL_ENGINE_DISABLE_CACHE, 1);
+    if (ret != CL_SUCCESS) {
+        buf_printf(why, "disable cache: %s", cl_strerror(ret));
+        return -1;
+    }
     ret = cl_engine_set_num(cl, CL_ENGINE_MAX_SCANTIME,
                             conf_int(c, "mailgw.ave", "ScanTimeout") * 1000);
     if (ret != CL_SUCCESS) {

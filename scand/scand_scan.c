@@ -45,6 +45,7 @@ struct scand_cb {
     struct scand_result *r;
     size_t inner;               /* filtered members reported so far */
     unsigned char *filt;        /* per filter: the object or a member caught */
+    char found[256];            /* last name clcb_virus_found reported */
 };
 
 int scand_tmpfile(const char *dir)
@@ -110,8 +111,19 @@ static cl_error_t scand_cb_inspect(int fd, const char *type, const char **ancest
     return CL_CLEAN;
 }
 
+/* libclamav 1.4 returns CL_VIRUS without a name for a top-level object
+ * over MaxFileSize; the callback still gets it. */
+static void scand_cb_found(int fd, const char *virname, void *context)
+{
+    struct scand_cb *cb = context;
+
+    if (cb != NULL && virname != NULL)
+        snprintf(cb->found, sizeof(cb->found), "%s", virname);
+}
+
 void scand_scan_hooks(struct cl_engine *cl)
 {
+    cl_engine_set_clcb_virus_found(cl, scand_cb_found);
     cl_engine_set_clcb_meta(cl, scand_cb_meta);
     cl_engine_set_clcb_file_inspection(cl, scand_cb_inspect);
 }
@@ -136,6 +148,8 @@ static enum scand_status scand_scan_fd(struct scand_ctx *ctx, int fd, const char
         return SCAND_ERROR;
     }
     ret = cl_scandesc_callback(fd, NULL, &virname, &scanned, e->cl, &opt, cb);
+    if (ret == CL_VIRUS && virname == NULL && cb->found[0] != 0)
+        virname = cb->found;
     *virus = ret == CL_VIRUS && virname != NULL ? virname : "";
     if (ret != CL_CLEAN && ret != CL_VIRUS)
         log_debug("%s: libclamav: %s", name, cl_strerror(ret));
@@ -147,7 +161,7 @@ static void scand_scan_object(struct scand_ctx *ctx, struct scand_result *r, int
                               const char *name, const char *type, bool raw,
                               unsigned char *filt, struct mime_part *part)
 {
-    struct scand_cb cb = { ctx, name, r, 0, filt };
+    struct scand_cb cb = { ctx, name, r, 0, filt, "" };
     const char *virus = "";
     enum scand_status st, av;
     size_t at = r->nobjs;
