@@ -10,7 +10,9 @@
  *   check       validate the config        (mailgw_cmd_check)
  *   config      print parameters, postconf-like (mailgw_cmd_config)
  *   recv-off recv-on send-off send-on flush reload-bases avir-off avir-on
- *   stats       relayed by master to the daemon concerned
+ *   stats       relayed by master to the daemon concerned (stats: to
+ *               every daemon; master sums the counters and writes
+ *               StatFilename)
  * The config is -c FILE, else $MAILGW_CONF, else /etc/mailgw/mailgw.conf.
  *
  * start execs master from the libexec directory: $MAILGW_LIBEXEC when it
@@ -19,7 +21,9 @@
  * compiled-in MAILGW_LIBEXECDIR.
  *
  * Diagnostics go to stderr prefixed "mailgw: "; the exit status is 0 on
- * success, 1 on failure, 3 for status when mailgw is not running.
+ * success, 1 on failure, 3 for status when mailgw is not running.  Every
+ * command that needs master says "mailgw: COMMAND: mailgw is not
+ * running" (status: "mailgw is not running" on stdout) when it is not.
  */
 #include <errno.h>
 #include <libgen.h>
@@ -61,7 +65,7 @@ static void mailgw_usage(FILE *out)
             "  send-off | send-on     suspend / resume sending (qmgr)\n"
             "  flush        retry the deferred queue now\n"
             "  avir-off | avir-on | reload-bases   anti-virus (scand)\n"
-            "  stats        daemon counters\n"
+            "  stats        counters (also written to StatFilename)\n"
             "  quarantine list|show|release|resend|delete|expire   the store\n");
 }
 
@@ -161,7 +165,7 @@ static int mailgw_stop(const struct conf *c, bool quiet_if_stopped)
 
     if (pid == 0) {
         if (!quiet_if_stopped)
-            fprintf(stderr, "mailgw: not running\n");
+            fprintf(stderr, "mailgw: stop: mailgw is not running\n");
         return quiet_if_stopped ? 0 : 1;
     }
     fd = mailgw_ctl_connect(c);

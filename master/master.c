@@ -16,13 +16,16 @@
  * running one kept; otherwise listeners are rebound as needed and a new
  * generation of daemons replaces the old one gracefully), TERM/INT/QUIT
  * graceful stop (10 s, then SIGKILL), USR1 reopen the log files (master's
- * and, by passing USR1 on, the daemons').
+ * and, by passing USR1 on, the daemons'; a chrooted daemon gets the new
+ * log file as an fd over its status channel).  Every second the tick
+ * also looks for control files in ControlPath (master_ctlfile.c).
  *
  * Environment: MAILGW_LIBEXEC (directory of the daemons; default: master's
  * own directory), MAILGW_DAEMONS (comma list of daemons to run; tests).
  *
  * Security: master alone keeps root; the daemons drop to User in
- * server_init().  All fds are close-on-exec except those handed to a
+ * server_init() (smtpd and smtp after their set-up, chrooted to
+ * QueuePath: lib/server server_drop()).  All fds are close-on-exec except those handed to a
  * child on purpose.
  */
 #include "master.h"
@@ -278,11 +281,31 @@ static void master_open_log(void)
         log_warn("cannot chown %s: %m", file);
 }
 
+/* Chrooted daemons cannot reopen LogFilename themselves: each daemon
+ * that is up (or only ch) gets the new file as its fd 2 over the status
+ * channel. */
+void master_pass_log_fd(struct master_child *ch)
+{
+    const char *file = conf_str(master.conf, "mailgw.options", "LogFilename");
+    int fd;
+
+    if (master.foreground || file == NULL || *file == 0)
+        return;
+    fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        log_warn("cannot open log file %s for the daemons: %m", file);
+        return;
+    }
+    master_child_send_fd(ch, "log-fd", fd);
+    close(fd);
+}
+
 void master_reopen_logs(void)
 {
     master_open_log();
     if (!master.foreground)
         master_redirect_stdio();
+    master_pass_log_fd(NULL);
     master_child_signal_all(SIGUSR1);
     log_info("log files reopened");
 }
@@ -388,6 +411,7 @@ static void master_on_signal(evutil_socket_t sig, short what, void *arg)
 static void master_on_tick(evutil_socket_t fd, short what, void *arg)
 {
     master_child_tick();
+    master_ctlfile_poll();
     if (master.stopping && master_child_all_gone())
         event_base_loopbreak(master.base);
 }

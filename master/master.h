@@ -6,6 +6,8 @@
  * master_fs.c       queue tree, listeners (TCP and unix), the mailgw user
  * master_child.c    spawning and supervising the daemons
  * master_control.c  the control socket public/control
+ * master_stats.c    the statistics file (StatFilename)
+ * master_ctlfile.c  the control files of ControlPath
  */
 #ifndef MAILGW_MASTER_H
 #define MAILGW_MASTER_H
@@ -100,6 +102,7 @@ extern struct master master;
 void master_request_stop(void);
 int master_reload(struct buf *diag);
 void master_reopen_logs(void);
+void master_pass_log_fd(struct master_child *ch);
 
 /* master_fs.c */
 int master_resolve_user(struct master *m, struct buf *err);
@@ -126,11 +129,30 @@ struct master_child *master_child_find(const char *name);
 const char *master_child_state(const struct master_child *ch);
 int master_child_command(struct master_child *ch, const char *op, int64_t reqid);
 void master_child_kill_all(void);
+/* Send {op=OP} + a dup of fd to only (when up), or to every daemon that
+ * is up (attached) when only is NULL. */
+void master_child_send_fd(struct master_child *only, const char *op, int fd);
 
 /* master_control.c */
 int master_control_open(struct buf *err);
 void master_control_attach(void);
 void master_control_close(void);
 void master_control_reply(struct master_child *ch, struct proto_msg *m);
+/* Run control request OP for master itself; done(reply, arg) is called
+ * once with the reply the socket would have got.  0, or -1. */
+typedef void (*master_control_done_fn)(const struct proto_msg *reply, void *arg);
+int master_control_internal(const char *op, master_control_done_fn done, void *arg);
+
+/* master_stats.c */
+struct master_stats;
+struct master_stats *master_stats_new(void);
+void master_stats_add(struct master_stats *st, const char *daemon, const struct proto_msg *m);
+/* Append the name=value lines to out as "line" attributes and write
+ * StatFilename when set; -1 with the reason in err when that failed. */
+int master_stats_finish(const struct master_stats *st, struct proto_msg *out, struct buf *err);
+void master_stats_free(struct master_stats *st);
+
+/* master_ctlfile.c */
+void master_ctlfile_poll(void);
 
 #endif

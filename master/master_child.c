@@ -507,6 +507,23 @@ void master_child_signal_all(int sig)
     }
 }
 
+void master_child_send_fd(struct master_child *only, const char *op, int fd)
+{
+    for (struct master_child *ch = master.children; ch; ch = ch->next) {
+        struct proto_msg m;
+        if ((only != NULL && ch != only) || ch->pid == 0 || !ch->chan_open || !ch->attached)
+            continue;
+        proto_msg_init(&m);
+        proto_put_str(&m, "op", op);
+        proto_put_fd(&m, fd);
+        if (proto_conn_queue(&ch->chan, &m) < 0 || proto_conn_flush(&ch->chan) < 0)
+            log_warn("daemon %s pid %ld: cannot send %s", ch->name, (long)ch->pid, op);
+        else if (proto_conn_outlen(&ch->chan) > 0)
+            event_add(ch->ev_write, NULL);
+        proto_msg_free(&m);
+    }
+}
+
 void master_child_kill_all(void)
 {
     for (struct master_child *ch = master.children; ch; ch = ch->next)
@@ -535,8 +552,10 @@ static void child_frame(struct master_child *ch, struct proto_msg *m)
         ch->last_beat = time(NULL);
         if (!ch->attached) {
             ch->attached = true;
-            if (ch->reopen_pending)
+            if (ch->reopen_pending) {
+                master_pass_log_fd(ch);
                 child_kill(ch, SIGUSR1);
+            }
             ch->reopen_pending = false;
         }
     } else if (strcmp(op, "reply") == 0) {

@@ -16,6 +16,10 @@
  *   avir-on reload-bases (scand), stats (every daemon): relayed down the
  *             status channels; {status, line...} with one "NAME: ..." line
  *             per daemon answer ("NAME: no answer" after 5 s).
+ *   stats     also sums the daemons' counters under the reference's
+ *             names (master_stats.c): those name=value lines come first,
+ *             and go to StatFilename when set (a write failure makes
+ *             status="error" with the reason).
  *   queue-*   (queue-list, queue-show, queue-hold, ... see CONTRACTS
  *             "Queue administration") relayed to qmgr with every request
  *             attribute; qmgr's reply attributes and fds come back as they
@@ -24,6 +28,10 @@
  *             unreachable=1}.
  * Anything else: {status="error", reason="OP: not supported by this
  * version"}.
+ *
+ * master_control_internal() runs a request for master itself (the
+ * control files of ControlPath): the same code, with the reply handed to
+ * a callback instead of a socket.
  *
  * Security: the socket is 0660 in the 0710 directory public/ (group
  * AdminGroup, else the mailgw user's group).  On top of that every
@@ -62,6 +70,11 @@ struct control_client {
     struct proto_msg reply;
     bool failed;
     bool passthrough;           /* queue-* op: qmgr's reply goes back as is */
+    struct master_stats *stats; /* "stats": the counters being summed */
+    bool internal;              /* master's own request: no socket */
+    bool answered;              /* internal: done() was called */
+    master_control_done_fn done;
+    void *done_arg;
     struct control_client *next;
 };
 
@@ -98,18 +111,44 @@ static void client_free(struct control_client *cl)
             break;
         }
     }
-    event_free(cl->ev_read);
-    event_free(cl->ev_write);
+    if (cl->ev_read)
+        event_free(cl->ev_read);
+    if (cl->ev_write)
+        event_free(cl->ev_write);
     if (cl->ev_timeout)
         event_free(cl->ev_timeout);
+    master_stats_free(cl->stats);
     proto_msg_free(&cl->reply);
     proto_conn_close(&cl->conn);
     free(cl);
     nclients--;
 }
 
+static void client_reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+    client_free(arg);
+}
+
+/* An internal request's answer: to its callback, then the client goes
+ * (from the loop: the caller still uses cl). */
+static void client_answer_internal(struct control_client *cl, const struct proto_msg *m)
+{
+    struct timeval now = { 0, 0 };
+
+    if (cl->answered)
+        return;
+    cl->answered = true;
+    cl->done(m, cl->done_arg);
+    if (event_base_once(master.base, -1, EV_TIMEOUT, client_reap_cb, cl, &now) < 0)
+        log_warn("control: cannot schedule the end of an internal request");
+}
+
 static void client_send(struct control_client *cl, const struct proto_msg *m)
 {
+    if (cl->internal) {
+        client_answer_internal(cl, m);
+        return;
+    }
     if (proto_conn_queue(&cl->conn, m) < 0 || proto_conn_flush(&cl->conn) < 0) {
         cl->close_after = true;
         return;
@@ -181,14 +220,23 @@ static void control_reload(struct control_client *cl)
 static void relay_finish(struct control_client *cl)
 {
     struct proto_msg out;
+    struct buf err = BUF_INIT;
 
     proto_msg_init(&out);
-    proto_put_str(&out, "status", cl->failed ? "error" : "ok");
+    /* stats: the summed counters first, then what each daemon said */
+    if (cl->stats != NULL && master_stats_finish(cl->stats, &out, &err) < 0)
+        cl->failed = true;
     for (size_t i = 0; i < cl->reply.nattrs; i++)
         proto_put_strn(&out, "line", (const char *)cl->reply.attrs[i].value,
                        cl->reply.attrs[i].len);
+    proto_put_str(&out, "status", cl->failed ? "error" : "ok");
+    if (err.len > 0)
+        proto_put_str(&out, "reason", err.data);
     client_send(cl, &out);
     proto_msg_free(&out);
+    buf_free(&err);
+    master_stats_free(cl->stats);
+    cl->stats = NULL;
     proto_msg_reset(&cl->reply);
     cl->reqid = 0;
     cl->outstanding = 0;
@@ -255,6 +303,10 @@ static void control_relay(struct control_client *cl, const char *op, const char 
     cl->failed = false;
     cl->reqid = next_reqid++;
     proto_msg_reset(&cl->reply);
+    if (strcmp(op, "stats") == 0) {
+        master_stats_free(cl->stats);
+        cl->stats = master_stats_new();
+    }
     if (daemon == NULL) {
         char text[64];
         snprintf(text, sizeof(text), "pid=%ld uptime=%ld", (long)getpid(),
@@ -546,6 +598,30 @@ static void control_on_accept(evutil_socket_t lfd, short what, void *arg)
     nclients++;
 }
 
+int master_control_internal(const char *op, master_control_done_fn done, void *arg)
+{
+    struct control_client *cl;
+    struct proto_msg m;
+
+    if (master.base == NULL)
+        return -1;
+    cl = xcalloc(1, sizeof(*cl));
+    proto_conn_init(&cl->conn, -1);
+    proto_msg_init(&cl->reply);
+    cl->internal = true;
+    cl->hello_done = true;
+    cl->done = done;
+    cl->done_arg = arg;
+    cl->next = clients;
+    clients = cl;
+    nclients++;
+    proto_msg_init(&m);
+    proto_put_str(&m, "op", op);
+    control_request(cl, &m);
+    proto_msg_free(&m);
+    return 0;
+}
+
 void master_control_attach(void)
 {
     ev_accept = event_new(master.base, master.control_fd, EV_READ | EV_PERSIST,
@@ -590,6 +666,8 @@ void master_control_reply(struct master_child *ch, struct proto_msg *m)
         relay_add_line(cl, "%s: error: %s", ch->name, reason ? reason : (status ? status : "?"));
     } else {
         relay_add_line(cl, "%s: %s", ch->name, "ok");
+        if (cl->stats != NULL)
+            master_stats_add(cl->stats, ch->name, m);
     }
     for (size_t i = 0; i < m->nattrs; i++) {
         const struct proto_attr *a = &m->attrs[i];

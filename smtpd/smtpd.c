@@ -253,7 +253,7 @@ static void smtpd_init_access(struct smtpd *d)
 
 int main(int argc, char **argv)
 {
-    struct server *srv = server_init(argc, argv, "smtpd");
+    struct server *srv = server_init_flags(argc, argv, "smtpd", SERVER_KEEP_PRIVILEGES);
     struct smtpd *d = xcalloc(1, sizeof(*d));
     char *qpath;
 
@@ -266,6 +266,8 @@ int main(int argc, char **argv)
     d->hostname = smtpd_hostname(d->conf);
     d->tls_ctx = smtpd_tls_init(d->conf);
     smtpd_init_access(d);
+    /* TLS files, resolv.conf and the access lists are loaded: confine. */
+    server_drop(srv, SERVER_CHROOT);
     qpath = server_queue_file(srv, "private/qmgr");
     d->qmgr = smtpd_queue_init(d, qpath);
     free(qpath);

@@ -2,7 +2,9 @@
  * server - the skeleton every mailgw daemon links (see server.h for the
  * master <-> child conventions).
  *
- * Interface: server_init() (argv, config, log, privileges, limits, fds),
+ * Interface: server_init() / server_init_flags() (argv, config, log,
+ * privileges, limits, fds), server_drop() (privilege drop and chroot for
+ * daemons that load files first),
  * server_event_attach() (status channel, heartbeat, SIGTERM/SIGUSR1,
  * max-idle timer), server_use()/server_touch() (recycling),
  * server_notify(), server_exit(), server_queue_path/_file().
@@ -20,7 +22,17 @@
  *
  * Security: as root the daemon drops to [mailgw.options] User with
  * setgroups/setresgid/setresuid and then verifies that root cannot be
- * regained.  Every inherited fd is marked close-on-exec.
+ * regained.  Every inherited fd is marked close-on-exec.  With
+ * SERVER_CHROOT (smtpd, smtp) the drop is preceded by
+ * chroot(QueuePath/private): the daemon reaches the daemon sockets and
+ * nothing else, so network-facing code cannot touch the queue files even
+ * though it runs as the same User as qmgr (DESIGN §2).  The
+ * user's record, the time zone, syslog and the log file are all opened
+ * before; the daemon loads its own files before calling server_drop().
+ *
+ * Stats: a "stats" reply also carries the process's resolver counters
+ * (mta_dns_queries_total, _through_cache, _failed) when the daemon links
+ * lib/dns (a weak reference: daemons without a resolver do not pull it).
  */
 #include "server/server.h"
 
@@ -41,10 +53,14 @@
 #include <event2/event.h>
 
 #include "conf/conf.h"
+#include "dns/dns.h"
 #include "util/log.h"
 #include "util/mem.h"
 
 #define SERVER_DEFAULT_CONF "/etc/mailgw/mailgw.conf"
+
+/* Only daemons that use the resolver link it (see the header comment). */
+#pragma weak dns_counters
 
 struct server_priv {
     struct proto_conn chan;
@@ -52,6 +68,8 @@ struct server_priv {
     struct event *ev_read, *ev_write, *ev_beat, *ev_term, *ev_usr1, *ev_idle;
     bool stopping;
     time_t last_activity;
+    bool dropped;               /* privileges dropped (or never had them) */
+    bool chrooted;
 };
 
 /* SIGUSR1 before server_event_attach(): remembered, acted on there. */
@@ -181,13 +199,81 @@ static void server_raise_nofile(void)
     }
 }
 
-static void server_drop_privileges(struct server *srv)
+static void server_set_ids(const char *user, uid_t uid, gid_t gid)
 {
-    const char *user = conf_str(srv->conf, "mailgw.options", "User");
-    struct passwd *pw;
     uid_t ruid, euid, suid;
     gid_t rgid, egid, sgid;
 
+    if (setgroups(1, &gid) < 0)
+        log_fatal("setgroups: %m");
+    if (setresgid(gid, gid, gid) < 0)
+        log_fatal("setresgid %ld: %m", (long)gid);
+    if (setresuid(uid, uid, uid) < 0)
+        log_fatal("setresuid %ld: %m", (long)uid);
+    if (getresuid(&ruid, &euid, &suid) < 0 || getresgid(&rgid, &egid, &sgid) < 0)
+        log_fatal("getresuid: %m");
+    if (ruid != uid || euid != uid || suid != uid || rgid != gid || egid != gid || sgid != gid)
+        log_fatal("privilege drop to %s did not take", user);
+    if (setuid(0) == 0 || seteuid(0) == 0)
+        log_fatal("privilege drop to %s: root could be regained", user);
+}
+
+/* Everything a confined process still needs from outside, opened now:
+ * the zone file (localtime_r keeps what tzset loaded) and the log file
+ * (moved to fd 2; master passes a new one on reopen).  Syslog's socket
+ * is open already (LOG_NDELAY). */
+static void server_prepare_chroot(struct server *srv)
+{
+    const char *file = conf_str(srv->conf, "mailgw.options", "LogFilename");
+    int fd;
+
+    tzset();
+    if (srv->foreground || file == NULL || *file == 0)
+        return;
+    fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0)
+        log_fatal("cannot open log file %s: %m", file);
+    if (fd != 2) {
+        if (dup2(fd, 2) < 0)
+            log_fatal("cannot move the log to fd 2: %m");
+        close(fd);
+    }
+    log_open(srv->name, LOG_DEST_STDERR, NULL);
+}
+
+static void server_chroot(struct server *srv)
+{
+    char *dir = xasprintf("%s/private", server_queue_path(srv));
+
+    server_prepare_chroot(srv);
+    if (chroot(dir) < 0)
+        log_fatal("chroot %s: %m", dir);
+    if (chdir("/") < 0)
+        log_fatal("chdir / in the chroot %s: %m", dir);
+    log_debug("chrooted to %s", dir);
+    free(dir);
+}
+
+/* MAILGW_NO_CHROOT=1 (from master's environment): tests that watch a
+ * daemon through files outside the queue (LD_PRELOAD shims). */
+static bool server_chroot_wanted(void)
+{
+    const char *env = getenv("MAILGW_NO_CHROOT");
+
+    if (env != NULL && strcmp(env, "1") == 0) {
+        log_info("MAILGW_NO_CHROOT=1: not chrooting");
+        return false;
+    }
+    return true;
+}
+
+static void server_drop_privileges(struct server *srv, bool chroot_too)
+{
+    const char *user = conf_str(srv->conf, "mailgw.options", "User");
+    struct server_priv *p = srv->priv;
+    struct passwd *pw;
+
+    p->dropped = true;
     if (geteuid() != 0)
         return;
     errno = 0;
@@ -196,22 +282,16 @@ static void server_drop_privileges(struct server *srv)
         log_fatal("[mailgw.options] User %s: no such user", user);
     if (pw->pw_uid == 0)
         log_fatal("[mailgw.options] User %s: must not be root", user);
-    if (setgroups(1, &pw->pw_gid) < 0)
-        log_fatal("setgroups: %m");
-    if (setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0)
-        log_fatal("setresgid %ld: %m", (long)pw->pw_gid);
-    if (setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0)
-        log_fatal("setresuid %ld: %m", (long)pw->pw_uid);
-    if (getresuid(&ruid, &euid, &suid) < 0 || getresgid(&rgid, &egid, &sgid) < 0)
-        log_fatal("getresuid: %m");
-    if (ruid != pw->pw_uid || euid != pw->pw_uid || suid != pw->pw_uid
-        || rgid != pw->pw_gid || egid != pw->pw_gid || sgid != pw->pw_gid)
-        log_fatal("privilege drop to %s did not take", user);
-    if (setuid(0) == 0 || seteuid(0) == 0)
-        log_fatal("privilege drop to %s: root could be regained", user);
+    uid_t uid = pw->pw_uid;
+    gid_t gid = pw->pw_gid;
+    if (chroot_too && server_chroot_wanted()) {
+        server_chroot(srv);
+        p->chrooted = true;
+    }
+    server_set_ids(user, uid, gid);
 }
 
-struct server *server_init(int argc, char **argv, const char *name)
+struct server *server_init_flags(int argc, char **argv, const char *name, unsigned flags)
 {
     struct server *srv = xcalloc(1, sizeof(*srv));
     struct server_priv *p = xcalloc(1, sizeof(*p));
@@ -234,9 +314,35 @@ struct server *server_init(int argc, char **argv, const char *name)
         signal(SIGHUP, SIG_IGN);
     }
     server_raise_nofile();
-    server_drop_privileges(srv);
+    if (!(flags & SERVER_KEEP_PRIVILEGES))
+        server_drop_privileges(srv, false);
     p->last_activity = time(NULL);
     return srv;
+}
+
+struct server *server_init(int argc, char **argv, const char *name)
+{
+    return server_init_flags(argc, argv, name, 0);
+}
+
+void server_drop(struct server *srv, unsigned flags)
+{
+    struct server_priv *p = srv->priv;
+
+    if (p->dropped) {
+        if ((flags & SERVER_CHROOT) && geteuid() == 0)
+            log_fatal("server_drop: privileges already dropped, cannot chroot "
+                      "(start with SERVER_KEEP_PRIVILEGES)");
+        return;
+    }
+    server_drop_privileges(srv, (flags & SERVER_CHROOT) != 0);
+}
+
+bool server_chrooted(const struct server *srv)
+{
+    const struct server_priv *p = srv->priv;
+
+    return p->chrooted;
 }
 
 static void server_watch_output(struct server *srv)
@@ -289,6 +395,31 @@ static void server_close_chan(struct server *srv)
     srv->status_fd = -1;
 }
 
+/* master reopened the log file: it becomes our fd 2 (where a chrooted
+ * daemon logs, and where anything else writes its last words). */
+static void server_take_log_fd(const struct proto_msg *cmd)
+{
+    if (cmd->nfds < 1 || cmd->fds[0] < 0) {
+        log_warn("status channel: log-fd without a file descriptor");
+        return;
+    }
+    if (dup2(cmd->fds[0], 2) < 0)
+        log_warn("cannot take the new log file: %m");
+}
+
+static void server_put_dns_counters(struct proto_msg *reply)
+{
+    struct dns_counters c;
+    const char *status = proto_get_str(reply, "status");
+
+    if (dns_counters == NULL || (status != NULL && strcmp(status, "ok") != 0))
+        return;
+    dns_counters(&c);
+    proto_put_int(reply, "mta_dns_queries_total", (int64_t)c.queries_total);
+    proto_put_int(reply, "mta_dns_queries_through_cache", (int64_t)c.queries_through_cache);
+    proto_put_int(reply, "mta_dns_queries_failed", (int64_t)c.queries_failed);
+}
+
 static void server_command(struct server *srv, struct proto_msg *cmd)
 {
     const char *op = proto_get_str(cmd, "op");
@@ -304,11 +435,17 @@ static void server_command(struct server *srv, struct proto_msg *cmd)
         server_begin_stop(srv);
         return;
     }
+    if (strcmp(op, "log-fd") == 0) {
+        server_take_log_fd(cmd);
+        return;
+    }
     proto_msg_init(&reply);
     if (srv->on_command != NULL)
         srv->on_command(srv, cmd, &reply, srv->cb_arg);
     else
         proto_put_str(&reply, "status", "error");
+    if (strcmp(op, "stats") == 0 && srv->on_command != NULL)
+        server_put_dns_counters(&reply);
     if (want_reply || reply.nattrs > 0) {
         struct proto_msg out;
         proto_msg_init(&out);
@@ -446,6 +583,8 @@ void server_event_attach(struct server *srv, struct event_base *base,
 {
     struct server_priv *p = srv->priv;
 
+    if (!p->dropped)
+        log_fatal("server_event_attach: still privileged: call server_drop() first");
     srv->base = base;
     srv->on_command = on_command;
     srv->on_stop = on_stop;
@@ -521,10 +660,15 @@ void server_exit(struct server *srv, int status)
 
 const char *server_queue_path(const struct server *srv)
 {
+    if (server_chrooted(srv))
+        return "/";
     return conf_str(srv->conf, "mailgw.path", "QueuePath");
 }
 
 char *server_queue_file(const struct server *srv, const char *rel)
 {
+    /* chrooted daemons live in private/: only its sockets are reachable */
+    if (server_chrooted(srv))
+        return xasprintf("/%s", strncmp(rel, "private/", 8) == 0 ? rel + 8 : rel);
     return xasprintf("%s/%s", server_queue_path(srv), rel);
 }

@@ -22,6 +22,21 @@
  * and marks every inherited fd O_CLOEXEC.  Any failure there is fatal:
  * a daemon never runs half-configured.
  *
+ * A daemon that must read files it cannot reach once confined (TLS keys,
+ * /etc/resolv.conf, ...) starts with server_init_flags(...,
+ * SERVER_KEEP_PRIVILEGES), does that set-up as root, then calls
+ * server_drop(srv, SERVER_CHROOT): as root it chroots to QueuePath
+ * (private/ with the daemon sockets is then "/private"; use
+ * server_queue_file() after the drop) and drops to User.  Before the
+ * chroot it calls tzset() (log timestamps stay in local time) and, when
+ * logging to LogFilename, moves the log to fd 2 so it survives the
+ * chroot; master then hands over a fresh log fd on SIGUSR1 (frame
+ * {op="log-fd"} + 1 fd, handled here, never seen by the daemon).  Syslog
+ * was opened with LOG_NDELAY before.  Not root: no chroot, no change.
+ * MAILGW_NO_CHROOT=1 in the environment skips the chroot (tests that
+ * instrument a daemon through files outside the queue).
+ * server_event_attach() refuses to run a daemon that kept root.
+ *
  * server_event_attach() hooks the status channel and the heartbeat timer
  * into a libevent base; commands from master go to the daemon's callback.
  * Max-use / max-idle recycling: a daemon calls server_use() per unit of
@@ -73,6 +88,21 @@ struct server {
  * failure. */
 struct server *server_init(int argc, char **argv, const char *name);
 
+/* server_init_flags() flags */
+#define SERVER_KEEP_PRIVILEGES 0x1  /* the daemon calls server_drop() itself */
+/* server_drop() flags */
+#define SERVER_CHROOT 0x1           /* confine to QueuePath (when root) */
+
+/* server_init(), with flags.  SERVER_KEEP_PRIVILEGES: stay root (when
+ * started as root) until server_drop(). */
+struct server *server_init_flags(int argc, char **argv, const char *name, unsigned flags);
+/* Drop privileges now (see above); fatal on any failure.  Without
+ * SERVER_KEEP_PRIVILEGES at init this is a no-op (SERVER_CHROOT then is
+ * a fatal programming error: the daemon is no longer root). */
+void server_drop(struct server *srv, unsigned flags);
+/* true when server_drop() chrooted this process. */
+bool server_chrooted(const struct server *srv);
+
 /* Attach the status channel and heartbeat to base.  on_command gets every
  * command from master except "stop"; it may fill reply (sent back when it
  * has attributes).  When master's command carries "reqid" (a command
@@ -99,9 +129,10 @@ int server_notify(struct server *srv, const struct proto_msg *m);
 
 void server_exit(struct server *srv, int status) __attribute__((noreturn));
 
-/* Paths under [mailgw.path] QueuePath. */
+/* Paths under [mailgw.path] QueuePath ("/" once chrooted there). */
 const char *server_queue_path(const struct server *srv);
-/* Resolved path of a socket/file in the queue tree, e.g. "private/qmgr". */
+/* Resolved path of a socket/file in the queue tree, e.g. "private/qmgr"
+ * (valid inside the chroot after server_drop(srv, SERVER_CHROOT)). */
 char *server_queue_file(const struct server *srv, const char *rel);
 
 #endif

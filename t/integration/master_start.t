@@ -45,6 +45,13 @@ my @DAEMONS = qw(qmgr smtpd smtp);
     like($out, qr/not running/, '... and says so');
     ($rc, $out) = $gw->mailgw('stop');
     is($rc, 1, 'stop when not running exits 1');
+    like($out, qr/^mailgw: stop: mailgw is not running$/m, '... saying so');
+    for my $cmd (qw(reload stats flush recv-off recv-on send-off send-on avir-off avir-on
+                    reload-bases)) {
+        ($rc, $out) = $gw->mailgw($cmd);
+        is($rc, 1, "$cmd when not running exits 1");
+        like($out, qr/^mailgw: \Q$cmd\E: mailgw is not running$/m, '... saying so');
+    }
     like($gw->log_text, qr/mailgw\/master\[\d+\]: stopped/, 'master logged its stop');
     for my $dir (qw(tmp incoming active deferred hold corrupt private)) {
         my $mode = (stat($gw->queue_dir . "/$dir"))[2];
