@@ -118,7 +118,7 @@ user:
 	  echo "make: created system user mailgw"; fi
 
 run: deps all user
-	$(B)/bin/mailgw start -f -c conf/mailgw.conf
+	$(B)/bin/mailgw -c conf/mailgw.conf start -f
 
 test: deps all
 	prove -r t/ $(B)/t/
@@ -156,5 +156,9 @@ install: all
 
 clean:
 	rm -rf build build-asan build-fuzz
+
+# Keep intermediate objects (unit tests and helpers are built by pattern
+# chains) so a second make does not rebuild them.
+.SECONDARY:
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
