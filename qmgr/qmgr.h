@@ -19,7 +19,14 @@
  *   qmgr_result.c    recording outcomes, back-off, expiry, deferred/,
  *                    removal
  *   qmgr_bounce.c    DSN reports (lib/dsn) queued as new messages
+ *   qmgr_notes.c     deferral reasons and the no-scan flag kept in the
+ *                    queue file (lib/queue post records)
  *   qmgr_admin.c     queue administration ops (queue-list, hold, ...)
+ *   qmgr_verdict.c   acting on scand's reply, one block per policy group
+ *   qmgr_notify.c    new messages qmgr queues: notices, split groups,
+ *                    blind copies
+ *   qmgr_archive.c   the quarantine daemon: quarantine/backup stores,
+ *                    archives, blind copies, daily expiry
  */
 #ifndef MAILGW_QMGR_H
 #define MAILGW_QMGR_H
@@ -62,6 +69,7 @@ struct qmgr_rcpt_info {
     char *relay;                /* relay= of the last attempt */
     char dsn[16];               /* X.Y.Z of the last attempt */
     bool success_report;        /* NOTIFY=SUCCESS and next hop lacked DSN */
+    bool unsaved;               /* status changed in memory, not in the file */
 };
 
 struct qmgr_job;
@@ -75,14 +83,21 @@ struct qmgr_msg {
                                  * back-off end */
     unsigned scan_backoff;      /* seconds, doubles per scan tempfail */
     unsigned agent_failures;    /* smtp died during our requests */
-    bool noscan;                /* our own reports, released quarantine */
+    bool noscan;                /* scanned in this pass, or our own report */
+    bool released;              /* released from quarantine: never scanned
+                                 * (durable: QUEUE_FLAG_NOSCAN in the file) */
+    bool force;                 /* "deliver now" (mailgwq -i): this pass
+                                 * ignores the unreachable cache */
     bool scanning;
     bool syncing;               /* a move waits for its directory fsync */
     bool loaded;                /* qf/fd/info valid (active, in memory) */
     bool delay_warned;          /* delay report sent (file mode 0700) */
     bool in_wait;               /* on q->waiting */
     enum qmgr_admin_op admin_op;
-    int fd;                     /* O_RDWR while loaded */
+    bool unsaved;               /* some info[].unsaved */
+    int fd;                     /* O_RDONLY while loaded (also what smtp
+                                 * gets); statuses are written through a
+                                 * separate fd by qmgr_result_persist() */
     struct queue_file qf;
     struct qmgr_rcpt_info *info;    /* kept between passes */
     size_t ninfo;
@@ -147,6 +162,7 @@ struct qmgr {
     uint64_t committed;             /* commits since start */
     uint64_t incoming_ready;        /* hand-offs since start */
     struct qmgr_commit *commit;     /* protocol state (qmgr_commit.c) */
+    struct qmgr_archive *archive;   /* quarantine daemon (qmgr_archive.c) */
     bool send_suspended;            /* "send-off" from the administrator */
     bool stopping;
 
@@ -204,6 +220,9 @@ bool qmgr_commit_space_ok(const struct qmgr *q);
  * qmgr made, quarantine releases). */
 void qmgr_incoming_ready(struct qmgr *q, const char *id);
 void qmgr_incoming_ready_noscan(struct qmgr *q, const char *id);
+/* A message released from quarantine (QUEUE_FLAG_NOSCAN in its file):
+ * never scanned, "ID: scanning skipped (released from quarantine)". */
+void qmgr_incoming_ready_released(struct qmgr *q, const char *id);
 
 /* qmgr_msg.c */
 typedef void (*qmgr_sync_fn)(struct qmgr *q, struct qmgr_msg *m, bool ok);
@@ -216,6 +235,10 @@ void qmgr_msg_forget(struct qmgr *q, struct qmgr_msg *m);
  * of "to" that this rename shares with others of the same loop round.
  * -1 when the rename failed (logged; m unchanged). */
 int qmgr_msg_move(struct qmgr *q, struct qmgr_msg *m, enum qmgr_dir to, qmgr_sync_fn fn);
+/* The same without the fsync of "to" (fn still runs in the same place):
+ * for moves whose loss at a crash only repeats work, as to active/ (the
+ * file stays durably in its old directory and is delivered from there). */
+int qmgr_msg_move_nosync(struct qmgr *q, struct qmgr_msg *m, enum qmgr_dir to, qmgr_sync_fn fn);
 /* Remove m's file, log "ID: removed", forget m. */
 void qmgr_msg_remove(struct qmgr *q, struct qmgr_msg *m);
 /* Put an incoming/ message on the waiting list and wake the run loop. */
@@ -236,6 +259,67 @@ void qmgr_scanstep_init(struct qmgr *q);
 bool qmgr_scanstep_enabled(struct qmgr *q);
 /* Start scanning m (in incoming/); the outcome moves it on by itself. */
 void qmgr_scanstep_start(struct qmgr *q, struct qmgr_msg *m);
+
+/* qmgr_verdict.c: the rewrite files of one scan request (tmp/NEWID,
+ * O_RDWR; fd 1..nfd of the request) and, after group_rewrite_needed, the
+ * only recipients to ask for. */
+#define QMGR_SCAN_FDS 7     /* PROTO_MAX_FDS - 1 (fd 0 is the queue file) */
+struct qmgr_scan_req {
+    char id[QMGR_SCAN_FDS][QUEUE_ID_SIZE];
+    int fd[QMGR_SCAN_FDS];
+    size_t nfd;
+    char **only;                /* NULL = every pending recipient */
+    size_t nonly;
+};
+/* Create min(nrcpt, QMGR_SCAN_FDS) (at least 1) files; 0 / -1. */
+int qmgr_verdict_req_open(struct qmgr *q, struct qmgr_scan_req *r, size_t nrcpt);
+/* Close and unlink the files not used; _req_free also forgets "only". */
+void qmgr_verdict_req_files_free(struct qmgr *q, struct qmgr_scan_req *r);
+void qmgr_verdict_req_free(struct qmgr *q, struct qmgr_scan_req *r);
+/* Is this recipient part of the request (pending, and in "only")? */
+bool qmgr_verdict_wanted(const struct qmgr_scan_req *r, const struct queue_rcpt *rc);
+/* Act on a reply {status="ok"} for m (in incoming/): 1 no recipient
+ * left, 0 on to delivery, 2 scan again for r->only, -1 retry (*why). */
+int qmgr_verdict_apply(struct qmgr *q, struct qmgr_msg *m, struct qmgr_scan_req *r,
+                       const struct proto_msg *v, const char **why);
+
+/* qmgr_notify.c: new messages made by qmgr (see the file's header). */
+enum { QMGR_NEW_NOSCAN = 1, QMGR_NEW_INTAKE_DONE = 2 };
+struct qmgr_newmsg {
+    char id[QUEUE_ID_SIZE];     /* "" = none */
+    uint64_t size;
+    size_t nrcpt;
+    char *sender, *rcpt;        /* rcpt: the first recipient */
+    bool scan;
+};
+/* Write env + content (data/len, or copied from src_fd/src_qf when data
+ * is NULL) into a new file, validate it, rename it into incoming/ (no
+ * directory fsync).  0 / -1 with *why. */
+int qmgr_notify_new(struct qmgr *q, const struct queue_envelope *env, int src_fd,
+                    const struct queue_file *src_qf, const void *data, size_t len, unsigned how,
+                    struct qmgr_newmsg *out, const char **why);
+/* A complete tmp file (qf read from fd; freed here): NOSCAN, intake
+ * mark, rename to incoming/target (NULL = its own name). */
+int qmgr_notify_adopt(struct qmgr *q, int fd, const char *tmpid, const char *target,
+                      struct queue_file *qf, struct qmgr_newmsg *out, const char **why);
+/* A notice from "from" to "to" with the message msg (never to <>). */
+int qmgr_notify_notice(struct qmgr *q, const char *id, const char *from, const char *to,
+                       const void *msg, size_t len, struct qmgr_newmsg *out, const char **why);
+/* fsync incoming/; then _ready (log, hand on) or _undo (unlink) each. */
+int qmgr_notify_sync(struct qmgr *q);
+void qmgr_notify_ready(struct qmgr *q, struct qmgr_newmsg *nm);
+void qmgr_notify_undo(struct qmgr *q, struct qmgr_newmsg *nm);
+
+/* qmgr_archive.c: the quarantine daemon (private/quarantine). */
+void qmgr_archive_init(struct qmgr *q);
+/* Store the queue file fd in area; 0 / -1 with *why (logged). */
+int qmgr_archive_store(struct qmgr *q, const char *area, const char *id, int fd,
+                       const char *group, const char *status, const char *names,
+                       const char *reason, const char **why);
+/* Before the first scan: archive-in and the blind copy, once. 0 / -1. */
+int qmgr_archive_intake(struct qmgr *q, struct qmgr_msg *m, const char **why);
+/* m (loaded) leaves the queue: archive-out when a recipient was sent. */
+void qmgr_archive_out(struct qmgr *q, struct qmgr_msg *m);
 
 /* qmgr_sched.c */
 void qmgr_sched_init(struct qmgr *q);
@@ -262,6 +346,16 @@ size_t qmgr_smtp_idle_count(const struct qmgr *q);
 /* Outcome of one request as smtp reported it (reply NULL = the delivery
  * agent failed: the job is retried). */
 void qmgr_result_reply(struct qmgr *q, struct qmgr_job *j, const struct proto_msg *reply);
+/* Recipient i's new status: in memory at once, in the file (pwrite and
+ * fdatasync) at the next qmgr_result_persist(). */
+void qmgr_result_mark(struct qmgr_msg *m, size_t i, uint8_t status);
+/* Write the statuses marked since and fdatasync; done before anything
+ * acts on them (a report, deferred/, hold/, incoming/, another job still
+ * out, the file leaving memory).  A message that is removed once every
+ * recipient is done skips it: its removal, made durable by the batched
+ * fsync of its directory, is the outcome (a crash before that fsync
+ * repeats the delivery: at least once).  0 / -1 (logged). */
+int qmgr_result_persist(struct qmgr *q, struct qmgr_msg *m);
 /* Recipients deferred without an attempt (unreachable cache). */
 void qmgr_result_defer_job(struct qmgr *q, struct qmgr_job *j, const char *dsn,
                            const char *reason);
@@ -270,6 +364,17 @@ void qmgr_result_finish(struct qmgr *q, struct qmgr_msg *m);
 /* Log "to=<...>, relay=none, ..." for a recipient with no attempt. */
 void qmgr_result_log_none(const struct qmgr_msg *m, const char *rcpt, const char *dsn,
                           const char *status, const char *reason);
+
+/* qmgr_notes.c: reasons and flags kept in the queue file. */
+/* After a load: m->released and the reasons of m->info from the file. */
+void qmgr_notes_load(struct qmgr_msg *m);
+/* Before a loaded message goes to deferred/: when its reasons (or flag)
+ * differ from the file's, replace the file by a copy that has them
+ * (m->fd and m->qf then refer to the copy).  Failures are logged. */
+void qmgr_notes_save(struct qmgr *q, struct qmgr_msg *m);
+/* Commit time (file not yet committed): add QUEUE_FLAG_NOSCAN, fsync, and
+ * read qf again.  0 / -1. */
+int qmgr_notes_commit(int fd, struct queue_file *qf);
 
 /* qmgr_bounce.c: one report of type "action" for the recipients idx[]
  * (those whose NOTIFY asks for it are reported).  0 when done (or

@@ -9,16 +9,21 @@
  *   flush, queue-flush   every deferred message to active/ now; the
  *                        unreachable cache is forgotten (as Postfix's
  *                        flush resets dead destinations)
- *   queue-deliver id     that message now (deferred or incoming)
+ *   queue-deliver id     that message now (deferred or incoming), even
+ *                        to a nexthop in the unreachable cache
  *   queue-delete  id|ALL remove ("ID: removed")
  *   queue-hold    id|ALL to hold/ ("ID: placed on hold"); not delivered
  *                        until released
  *   queue-release id|ALL hold/ back to incoming/ ("ID: released from hold")
  *   queue-requeue id|ALL to incoming/ for a fresh pass (scan included)
- *   queue-list           per message in arrival order: q_id, q_state,
- *                        q_size, q_arrival, q_sender, then per pending
- *                        recipient q_rcpt, q_reason; truncated=1 when the
- *                        answer would not fit in one frame
+ *   queue-list [after=ID] per message in arrival order (after ID when
+ *                        given): q_id, q_state, q_size, q_arrival,
+ *                        q_sender, then per pending recipient q_rcpt,
+ *                        q_reason (the last deferral reason, kept in the
+ *                        queue file so it outlives a restart); paged: at
+ *                        most QMGR_LIST_MAX_MSGS messages and what fits
+ *                        in one frame, more=1 when more follow (the
+ *                        client asks again with after=<last q_id>)
  *   queue-show id        {status="ok"} + the queue file read-only
  * Answers {status="ok", count=N} or {status="error", reason}.  A message
  * that is busy (being scanned, delivered, or moved) gets the op when the
@@ -37,7 +42,11 @@
 #include "proto/proto.h"
 #include "util/log.h"
 
-#define QMGR_LIST_MAX_BYTES (900 * 1024)
+/* One page of queue-list, far enough below PROTO_MAX_ATTRS and
+ * PROTO_MAX_FRAME for master's relay to add its own attributes. */
+#define QMGR_LIST_MAX_MSGS 500
+#define QMGR_LIST_MAX_ATTRS 3800
+#define QMGR_LIST_MAX_BYTES (768 * 1024)
 
 static bool qmgr_admin_busy(const struct qmgr_msg *m)
 {
@@ -122,12 +131,14 @@ static bool qmgr_admin_one(struct qmgr *q, struct qmgr_msg *m, const char *op)
         }
         return qmgr_msg_move(q, m, QMGR_INCOMING, qmgr_admin_requeued) == 0;
     }
-    /* queue-deliver */
+    /* queue-deliver: this pass ignores the unreachable cache */
     if (m->dir == QMGR_DEFERRED && !busy) {
+        m->force = true;
         qmgr_msg_activate(q, m);
         return true;
     }
     if (m->dir == QMGR_INCOMING) {
+        m->force = true;
         m->next_try = 0;
         qmgr_msg_wake(q);
         return true;
@@ -186,12 +197,29 @@ static int64_t qmgr_admin_flush(struct qmgr *q)
     return count;
 }
 
-/* One message's entry of queue-list; false when it could not be read. */
-static bool qmgr_admin_list_one(struct qmgr *q, const struct qmgr_msg *m, struct proto_msg *r)
+/* The last deferral reason of recipient i: this pass's note, else the
+ * one recorded in the queue file. */
+static const char *qmgr_admin_reason(const struct qmgr_msg *m, const struct queue_file *qf,
+                                     size_t i)
+{
+    if (i < m->ninfo && m->info[i].reason)
+        return m->info[i].reason;
+    if (i < qf->env.nrcpts && qf->env.rcpts[i].reason)
+        return qf->env.rcpts[i].reason;
+    return "";
+}
+
+/* One message's entry of queue-list into r when it fits in the page
+ * (*attrs and *bytes: what the page holds so far; an entry that alone
+ * exceeds the page is cut to the recipients that fit).  1 listed, 0 not
+ * readable (skipped), -1 does not fit (the page ends before it). */
+static int qmgr_admin_list_one(struct qmgr *q, const struct qmgr_msg *m, struct proto_msg *r,
+                               size_t *attrs, size_t *bytes)
 {
     struct queue_file qf;
     const struct queue_file *use = &m->qf;
     const char *why = NULL;
+    size_t na = 5, nb = 256 + strlen(m->id), first = *attrs == 0;
     int fd = -1;
 
     if (!m->loaded) {
@@ -199,44 +227,76 @@ static bool qmgr_admin_list_one(struct qmgr *q, const struct qmgr_msg *m, struct
         if (fd < 0 || queue_file_read(fd, &qf, &why) < 0) {
             if (fd >= 0)
                 close(fd);
-            return false;
+            return 0;
         }
         use = &qf;
+    }
+    nb += strlen(use->env.sender);
+    for (size_t i = 0; i < use->env.nrcpts; i++) {
+        if (use->env.rcpts[i].status == QUEUE_RCPT_PENDING) {
+            na += 2;
+            nb += 64 + strlen(use->env.rcpts[i].addr) + strlen(qmgr_admin_reason(m, use, i));
+        }
+    }
+    if (!first && (*attrs + na > QMGR_LIST_MAX_ATTRS || *bytes + nb > QMGR_LIST_MAX_BYTES)) {
+        if (fd >= 0) {
+            queue_file_free(&qf);
+            close(fd);
+        }
+        return -1;
     }
     proto_put_str(r, "q_id", m->id);
     proto_put_str(r, "q_state", qmgr_dir_names[m->dir]);
     proto_put_int(r, "q_size", (int64_t)use->content_size);
     proto_put_int(r, "q_arrival", (int64_t)(use->env.arrival_us / 1000000));
     proto_put_str(r, "q_sender", use->env.sender);
+    *attrs += 5;
+    *bytes += 256 + strlen(m->id) + strlen(use->env.sender);
     for (size_t i = 0; i < use->env.nrcpts; i++) {
         const struct queue_rcpt *rc = &use->env.rcpts[i];
+        const char *reason = qmgr_admin_reason(m, use, i);
+        size_t b = 64 + strlen(rc->addr) + strlen(reason);
         if (rc->status != QUEUE_RCPT_PENDING)
             continue;
+        if (*attrs + 2 > QMGR_LIST_MAX_ATTRS || *bytes + b > QMGR_LIST_MAX_BYTES)
+            break;      /* one huge message: the recipients that fit */
         proto_put_str(r, "q_rcpt", rc->addr);
-        proto_put_str(r, "q_reason", i < m->ninfo && m->info[i].reason ? m->info[i].reason : "");
+        proto_put_str(r, "q_reason", reason);
+        *attrs += 2;
+        *bytes += b;
     }
     if (fd >= 0) {
         queue_file_free(&qf);
         close(fd);
     }
-    return true;
+    return 1;
 }
 
-static void qmgr_admin_list(struct qmgr *q, struct proto_msg *reply)
+/* A page of the listing: the messages after "after" (an ID; IDs sort by
+ * arrival) that fit in one frame; more=1 when others follow. */
+static void qmgr_admin_list(struct qmgr *q, const char *after, struct proto_msg *reply)
 {
-    size_t n;
+    size_t n, attrs = 0, bytes = 0, listed = 0;
     struct qmgr_msg **all = qmgr_msg_all(q, &n);
     int64_t count = 0;
+    bool more = false;
 
     proto_put_str(reply, "status", "ok");
     for (size_t i = 0; i < n; i++) {
-        if (reply->store.len > QMGR_LIST_MAX_BYTES) {
-            proto_put_int(reply, "truncated", 1);
+        int rc;
+        if (after != NULL && strcmp(all[i]->id, after) <= 0)
+            continue;
+        if (listed >= QMGR_LIST_MAX_MSGS ||
+            (rc = qmgr_admin_list_one(q, all[i], reply, &attrs, &bytes)) < 0) {
+            more = true;
             break;
         }
-        count += qmgr_admin_list_one(q, all[i], reply);
+        listed++;
+        count += rc;
     }
     proto_put_int(reply, "count", count);
+    if (more)
+        proto_put_int(reply, "more", 1);
     free(all);
 }
 
@@ -263,7 +323,7 @@ bool qmgr_admin_command(struct qmgr *q, const char *op, const struct proto_msg *
     int64_t count;
 
     if (strcmp(op, "queue-list") == 0) {
-        qmgr_admin_list(q, reply);
+        qmgr_admin_list(q, proto_get_str(cmd, "after"), reply);
         return true;
     }
     if (strcmp(op, "queue-show") == 0) {

@@ -100,8 +100,7 @@ static char *qmgr_bounce_diagnostic(const char *reason)
 }
 
 static size_t qmgr_bounce_reports(const struct qmgr_msg *m, enum dsn_action action,
-                                  const size_t *idx, size_t n, struct dsn_rcpt_report *out,
-                                  char (*fixed)[16])
+                                  const size_t *idx, size_t n, struct dsn_rcpt_report *out)
 {
     size_t k = 0;
     time_t now = qmgr_now();
@@ -114,15 +113,9 @@ static size_t qmgr_bounce_reports(const struct qmgr_msg *m, enum dsn_action acti
         out[k].final_rcpt = r->addr;
         out[k].orcpt = r->orcpt;
         out[k].action = action;
+        /* An expired message keeps its 4.4.7 with Action failed, as
+         * Postfix reports it (lib/dsn accepts class 4 for failed). */
         out[k].status = in->dsn[0] ? in->dsn : NULL;
-        /* A failure after temporary errors (expiry: 4.4.7) is reported
-         * with the permanent class (5.4.7): lib/dsn requires the class
-         * to match the action. */
-        if (action == DSN_ACTION_FAILED && in->dsn[0] == '4') {
-            str_copy(fixed[k], in->dsn, sizeof fixed[k]);
-            fixed[k][0] = '5';
-            out[k].status = fixed[k];
-        }
         out[k].remote_mta = in->relay;
         out[k].diagnostic = qmgr_bounce_diagnostic(in->reason);
         out[k].last_attempt = now;
@@ -136,7 +129,6 @@ int qmgr_bounce_send(struct qmgr *q, struct qmgr_msg *m, int action, const size_
                      size_t n)
 {
     struct dsn_rcpt_report *reports;
-    char (*fixed)[16];
     struct dsn_request req;
     struct dsn_message msg;
     const char *why = NULL;
@@ -150,11 +142,9 @@ int qmgr_bounce_send(struct qmgr *q, struct qmgr_msg *m, int action, const size_
         return 0;
     }
     reports = xcalloc(n ? n : 1, sizeof *reports);
-    fixed = xcalloc(n ? n : 1, sizeof *fixed);
-    nrep = qmgr_bounce_reports(m, (enum dsn_action)action, idx, n, reports, fixed);
+    nrep = qmgr_bounce_reports(m, (enum dsn_action)action, idx, n, reports);
     if (nrep == 0) {
         free(reports);
-        free(fixed);
         return 0;
     }
     memset(&req, 0, sizeof req);
@@ -182,6 +172,5 @@ int qmgr_bounce_send(struct qmgr *q, struct qmgr_msg *m, int action, const size_
     for (size_t k = 0; k < nrep; k++)
         free((char *)reports[k].diagnostic);
     free(reports);
-    free(fixed);
     return rc;
 }

@@ -12,7 +12,10 @@
  *   new     -> a fresh tmp/ID (O_RDWR, 0600) passed back as an fd
  *   commit  -> re-read tmp/ID through qmgr's own fd with the queue file
  *              reader; rename tmp/ID -> incoming/ID; fsync incoming/;
- *              only then {status="ok"} and the "from=<...>" log line
+ *              only then {status="ok"} and the "from=<...>" log line.
+ *              With noscan=1 (the quarantine daemon's "release") a FLAGS
+ *              record QUEUE_FLAG_NOSCAN is added to the file first (so a
+ *              restart keeps it) and the message is never scanned.
  *   abort   -> unlink tmp/ID
  * A client may commit or abort only IDs that "new" gave it on the same
  * connection.  When a connection closes, its uncommitted tmp files go.
@@ -20,8 +23,10 @@
  * Durability and batching: a commit is renamed at once, put in the batch
  * and the flush event activated; libevent runs that event after the
  * other callbacks already active in this loop round, so every commit that
- * arrived in the round shares one fsync(incoming/).  Until its commit is
- * answered, a connection's later requests wait (answers stay in order).
+ * arrived in the round shares one fsync(incoming/), also several commits
+ * pipelined on one connection (smtpd shares one connection between its
+ * sessions).  Answers stay in request order: those that follow a commit
+ * still waiting for the fsync are queued behind it.
  * If the fsync fails, the batch's files are removed and every client gets
  * 451: the sender retries (at least once, never zero times).
  *
@@ -71,19 +76,30 @@ struct qmgr_conn {
     struct proto_conn pc;
     struct event *ev_read, *ev_write;
     bool hello_done;
-    bool waiting;               /* a commit awaits the batch fsync */
     bool closing;
+    /* answers in request order: those after a commit that awaits the
+     * batch fsync wait behind it (slots[head..n)) */
+    struct qmgr_slot *slots;
+    size_t head, nslots, capslots;
+    uint64_t seq;               /* requests answered or queued so far */
     struct qmgr_tmpfile *files;
     size_t nfiles, capfiles;
     struct qmgr_conn *prev, *next;
 };
 
+struct qmgr_slot {
+    struct proto_msg m;
+    bool ready;
+};
+
 struct qmgr_batch_item {
     struct qmgr_conn *conn;     /* NULL when the client went away */
+    uint64_t slot;              /* its answer's place (conn->seq) */
     char id[QUEUE_ID_SIZE];
     char *sender;
     uint64_t size;
     size_t nrcpt;
+    bool noscan;                /* released from quarantine */
 };
 
 struct qmgr_commit {
@@ -110,13 +126,59 @@ static void qmgr_conn_watch(struct qmgr_conn *c)
         event_del(c->ev_write);
 }
 
-static void qmgr_conn_send(struct qmgr_conn *c, const struct proto_msg *m)
+/* Answers that are ready, from the head of the slots, in order. */
+static void qmgr_conn_drain(struct qmgr_conn *c)
 {
-    if (proto_conn_queue(&c->pc, m) < 0 || proto_conn_flush(&c->pc) < 0) {
-        c->closing = true;
-        return;
+    bool sent = false;
+
+    while (c->head < c->nslots && c->slots[c->head].ready) {
+        struct qmgr_slot *sl = &c->slots[c->head++];
+        if (!c->closing && proto_conn_queue(&c->pc, &sl->m) < 0)
+            c->closing = true;
+        proto_msg_free(&sl->m);
+        sent = true;
     }
-    qmgr_conn_watch(c);
+    if (c->head == c->nslots)
+        c->head = c->nslots = 0;
+    if (sent && !c->closing && proto_conn_flush(&c->pc) < 0)
+        c->closing = true;
+    if (!c->closing)
+        qmgr_conn_watch(c);
+}
+
+/* A slot for the next answer; m (may be NULL: filled in later) is taken
+ * over.  Returns its sequence number. */
+static uint64_t qmgr_conn_slot(struct qmgr_conn *c, struct proto_msg *m)
+{
+    struct qmgr_slot *sl;
+
+    if (c->nslots == c->capslots) {
+        c->capslots = c->capslots ? c->capslots * 2 : 8;
+        c->slots = xreallocarray(c->slots, c->capslots, sizeof *c->slots);
+    }
+    sl = &c->slots[c->nslots++];
+    if (m != NULL)
+        sl->m = *m;
+    else
+        proto_msg_init(&sl->m);
+    sl->ready = m != NULL;
+    return c->seq++;
+}
+
+static struct qmgr_slot *qmgr_conn_slot_at(struct qmgr_conn *c, uint64_t seq)
+{
+    uint64_t first = c->seq - (c->nslots - c->head);
+
+    if (seq < first || seq >= c->seq)
+        return NULL;
+    return &c->slots[c->head + (size_t)(seq - first)];
+}
+
+/* Takes m over: sent now, or after the answers queued before it. */
+static void qmgr_conn_send(struct qmgr_conn *c, struct proto_msg *m)
+{
+    (void)qmgr_conn_slot(c, m);
+    qmgr_conn_drain(c);
 }
 
 static void qmgr_conn_error(struct qmgr_conn *c, int code, const char *reason)
@@ -128,7 +190,6 @@ static void qmgr_conn_error(struct qmgr_conn *c, int code, const char *reason)
     proto_put_int(&m, "code", code);
     proto_put_str(&m, "reason", reason);
     qmgr_conn_send(c, &m);
-    proto_msg_free(&m);
 }
 
 static void qmgr_conn_ok(struct qmgr_conn *c, const char *id, int fd)
@@ -142,7 +203,6 @@ static void qmgr_conn_ok(struct qmgr_conn *c, const char *id, int fd)
     if (fd >= 0)
         proto_put_fd(&m, fd);
     qmgr_conn_send(c, &m);
-    proto_msg_free(&m);
 }
 
 static void qmgr_tmpfile_drop(struct qmgr *q, struct qmgr_tmpfile *f, const char *why)
@@ -175,6 +235,9 @@ static void qmgr_conn_free(struct qmgr_conn *c, const char *why)
     event_free(c->ev_read);
     event_free(c->ev_write);
     proto_conn_close(&c->pc);
+    for (size_t i = c->head; i < c->nslots; i++)
+        proto_msg_free(&c->slots[i].m);
+    free(c->slots);
     free(c->files);
     free(c);
 }
@@ -195,8 +258,6 @@ static void qmgr_conn_on_read(evutil_socket_t fd, short what, void *arg)
     struct qmgr_conn *c = arg;
     const char *why = NULL;
 
-    if (c->waiting)
-        return;
     if (proto_conn_read(&c->pc, &why) < 0) {
         qmgr_conn_free(c, why ? why : "closed");
         return;
@@ -273,7 +334,8 @@ static void qmgr_req_new(struct qmgr_conn *c)
     qmgr_conn_ok(c, f.id, f.fd);
 }
 
-static void qmgr_batch_add(struct qmgr_conn *c, const char *id, const struct queue_file *qf)
+static void qmgr_batch_add(struct qmgr_conn *c, const char *id, const struct queue_file *qf,
+                           bool noscan)
 {
     struct qmgr_commit *cm = c->q->commit;
     struct qmgr_batch_item *it;
@@ -288,12 +350,13 @@ static void qmgr_batch_add(struct qmgr_conn *c, const char *id, const struct que
     it->sender = xstrdup(qf->env.sender);
     it->size = qf->content_size;
     it->nrcpt = qf->env.nrcpts;
-    c->waiting = true;
+    it->noscan = noscan;
+    it->slot = qmgr_conn_slot(c, NULL);     /* answered by the flush */
     event_active(cm->ev_flush, EV_TIMEOUT, 0);
 }
 
 /* Validate and rename; the answer comes from the batch flush. */
-static void qmgr_req_commit(struct qmgr_conn *c, const char *id)
+static void qmgr_req_commit(struct qmgr_conn *c, const char *id, bool noscan)
 {
     struct qmgr *q = c->q;
     struct qmgr_tmpfile *fp = qmgr_conn_find(c, id), f;
@@ -314,13 +377,17 @@ static void qmgr_req_commit(struct qmgr_conn *c, const char *id)
     } else if (queue_file_read(f.fd, &qf, &why) < 0) {
         log_warn("%s: commit refused: malformed queue file: %s", f.id, why);
         snprintf(reason, sizeof reason, "4.3.0 malformed queue file: %s", why);
+    } else if (noscan && qmgr_notes_commit(f.fd, &qf) < 0) {
+        log_warn("%s: commit failed: cannot record noscan in tmp/%s: %m", f.id, f.id);
+        snprintf(reason, sizeof reason, "4.3.0 queue file write error");
+        queue_file_free(&qf);
     } else if (renameat(q->dir_fd[QMGR_TMP], f.id, q->dir_fd[QMGR_INCOMING], f.id) < 0) {
         log_warn("%s: commit failed: rename tmp/%s to incoming/: %m", f.id, f.id);
         snprintf(reason, sizeof reason, "4.3.0 queue file rename failed");
         queue_file_free(&qf);
     } else {
         close(f.fd);
-        qmgr_batch_add(c, f.id, &qf);
+        qmgr_batch_add(c, f.id, &qf, noscan);
         queue_file_free(&qf);
         return;
     }
@@ -358,8 +425,11 @@ static void qmgr_conn_request(struct qmgr_conn *c, const struct proto_msg *m)
     op = proto_get_str(m, "op");
     if (op != NULL && strcmp(op, "new") == 0)
         qmgr_req_new(c);
-    else if (op != NULL && strcmp(op, "commit") == 0)
-        qmgr_req_commit(c, proto_get_str(m, "id"));
+    else if (op != NULL && strcmp(op, "commit") == 0) {
+        int64_t noscan = 0;
+        (void)proto_get_int(m, "noscan", &noscan);
+        qmgr_req_commit(c, proto_get_str(m, "id"), noscan == 1);
+    }
     else if (op != NULL && strcmp(op, "abort") == 0)
         qmgr_req_abort(c, proto_get_str(m, "id"));
     else {
@@ -372,7 +442,7 @@ static void qmgr_conn_process(struct qmgr_conn *c)
 {
     const char *why = NULL;
 
-    while (!c->waiting && !c->closing) {
+    while (!c->closing) {
         struct proto_msg m;
         int n;
         proto_msg_init(&m);
@@ -389,11 +459,26 @@ static void qmgr_conn_process(struct qmgr_conn *c)
     }
     if (c->closing)
         qmgr_conn_free(c, "protocol error");
-    else if (c->waiting)
-        event_del(c->ev_read);
 }
 
 /* ---- the batch ---- */
+
+/* Fill the commit's answer slot (sent in order by the flush). */
+static void qmgr_batch_reply(struct qmgr_batch_item *it, bool ok)
+{
+    struct qmgr_slot *sl = qmgr_conn_slot_at(it->conn, it->slot);
+
+    if (sl == NULL)
+        return;
+    proto_put_str(&sl->m, "status", ok ? "ok" : "error");
+    if (ok)
+        proto_put_str(&sl->m, "id", it->id);
+    else {
+        proto_put_int(&sl->m, "code", 451);
+        proto_put_str(&sl->m, "reason", "4.3.0 queue write error");
+    }
+    sl->ready = true;
+}
 
 static void qmgr_batch_answer(struct qmgr *q, struct qmgr_batch_item *it, bool synced)
 {
@@ -403,16 +488,17 @@ static void qmgr_batch_answer(struct qmgr *q, struct qmgr_batch_item *it, bool s
         log_msg("%s: from=<%s>, size=%llu, nrcpt=%zu (queue active)", it->id, it->sender,
                 (unsigned long long)it->size, it->nrcpt);
         if (it->conn)
-            qmgr_conn_ok(it->conn, it->id, -1);
-        qmgr_incoming_ready(q, it->id);
+            qmgr_batch_reply(it, true);
+        if (it->noscan)
+            qmgr_incoming_ready_released(q, it->id);
+        else
+            qmgr_incoming_ready(q, it->id);
     } else {
         (void)unlinkat(q->dir_fd[QMGR_INCOMING], it->id, 0);
         log_error("%s: commit failed: fsync of incoming/ failed; message removed", it->id);
         if (it->conn)
-            qmgr_conn_error(it->conn, 451, "4.3.0 queue write error");
+            qmgr_batch_reply(it, false);
     }
-    if (it->conn)
-        it->conn->waiting = false;
     free(it->sender);
 }
 
@@ -434,18 +520,20 @@ static void qmgr_batch_flush(evutil_socket_t fd, short what, void *arg)
     log_debug("commit batch of %zu: one fsync of incoming/", n);
     for (size_t i = 0; i < n; i++)
         qmgr_batch_answer(q, &items[i], synced);
-    /* Each connection is in a batch at most once (it waits), so resuming
-     * one cannot free another listed here. */
+    /* A connection may have several commits here: send what is ready
+     * (in order) once per connection; one that failed is freed and
+     * forgotten by the later items. */
     for (size_t i = 0; i < n; i++) {
         struct qmgr_conn *c = items[i].conn;
         if (c == NULL)
             continue;
-        if (c->closing) {
-            qmgr_conn_free(c, "write error");
-            continue;
+        for (size_t k = i; k < n; k++) {
+            if (items[k].conn == c)
+                items[k].conn = NULL;
         }
-        event_add(c->ev_read, NULL);
-        qmgr_conn_process(c);
+        qmgr_conn_drain(c);
+        if (c->closing)
+            qmgr_conn_free(c, "write error");
     }
     free(items);
 }

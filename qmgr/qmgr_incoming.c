@@ -1,7 +1,8 @@
 /*
  * qmgr_incoming - the hand-off point after a message is durably queued.
  *
- * Interface: qmgr_incoming_ready(q, id), qmgr_incoming_ready_noscan().
+ * Interface: qmgr_incoming_ready(q, id), qmgr_incoming_ready_noscan(),
+ * qmgr_incoming_ready_released().
  *
  * Called once per message that is in incoming/ and fsync()ed: right after
  * a commit was acknowledged, at start for every valid incoming/ file, and
@@ -9,7 +10,8 @@
  * table and the waiting list; the run loop (qmgr_msg.c) takes it on at
  * once: to the scan step (qmgr_scanstep.c) when scanning is on, then to
  * active/ and delivery.  Reports qmgr made and messages an administrator
- * released from quarantine skip the scan step.
+ * released from quarantine (the flag is in their queue file, so it
+ * survives a restart) skip the scan step.
  *
  * Diagnostics: debug log line "ID: ready in incoming/".
  */
@@ -36,4 +38,12 @@ void qmgr_incoming_ready(struct qmgr *q, const char *id)
 void qmgr_incoming_ready_noscan(struct qmgr *q, const char *id)
 {
     qmgr_incoming_add(q, id, true);
+}
+
+void qmgr_incoming_ready_released(struct qmgr *q, const char *id)
+{
+    struct qmgr_msg *m = qmgr_msg_add(q, id, QMGR_INCOMING);
+
+    m->released = true;
+    qmgr_incoming_add(q, id, false);
 }

@@ -13,9 +13,14 @@
  * by an fsync of the target directory; the renames of one loop round
  * share one fsync per directory (ev_sync), and the step that depends on
  * the move (loading for delivery, answering an administrator) runs only
- * after that fsync.  Removal is an unlink; its directory fsync is batched
- * too but nothing waits for it (a lost unlink means a second delivery,
- * never a lost message).
+ * after that fsync.  Moves to active/ skip the fsync (their callback
+ * still runs from ev_sync): the file is durably in incoming/ or
+ * deferred/ already, and after a crash it is found in either directory
+ * and delivered (at least once).  Removal is an unlink; its directory
+ * fsync is batched too but nothing waits for it (a lost unlink means a
+ * second delivery, never a lost message).  A message whose recipients
+ * are all done is removed without writing their statuses first: the
+ * removal is the outcome (qmgr_result_persist).
  *
  * The run loop (ev_run, activated whenever something changes, plus a one
  * second tick for retry times and back-offs) takes incoming/ messages in
@@ -206,7 +211,8 @@ static void qmgr_sync_flush(evutil_socket_t fd, short what, void *arg)
     free(items);
 }
 
-int qmgr_msg_move(struct qmgr *q, struct qmgr_msg *m, enum qmgr_dir to, qmgr_sync_fn fn)
+static int qmgr_msg_move_how(struct qmgr *q, struct qmgr_msg *m, enum qmgr_dir to,
+                             qmgr_sync_fn fn, bool sync)
 {
     struct qmgr_sync_item *it;
 
@@ -228,9 +234,20 @@ int qmgr_msg_move(struct qmgr *q, struct qmgr_msg *m, enum qmgr_dir to, qmgr_syn
     it->dir = to;
     it->fn = fn;
     m->syncing = true;
-    q->dir_dirty[to] = true;
+    if (sync)
+        q->dir_dirty[to] = true;
     event_active(q->ev_sync, EV_TIMEOUT, 0);
     return 0;
+}
+
+int qmgr_msg_move(struct qmgr *q, struct qmgr_msg *m, enum qmgr_dir to, qmgr_sync_fn fn)
+{
+    return qmgr_msg_move_how(q, m, to, fn, true);
+}
+
+int qmgr_msg_move_nosync(struct qmgr *q, struct qmgr_msg *m, enum qmgr_dir to, qmgr_sync_fn fn)
+{
+    return qmgr_msg_move_how(q, m, to, fn, false);
 }
 
 void qmgr_msg_remove(struct qmgr *q, struct qmgr_msg *m)
@@ -245,6 +262,7 @@ void qmgr_msg_remove(struct qmgr *q, struct qmgr_msg *m)
     event_active(q->ev_sync, EV_TIMEOUT, 0);
     log_msg("%s: removed", m->id);
     q->ctr.removed++;
+    m->unsaved = false;         /* the removal is the outcome */
     qmgr_msg_forget(q, m);
 }
 
@@ -272,6 +290,8 @@ void qmgr_msg_unload(struct qmgr *q, struct qmgr_msg *m)
 {
     if (!m->loaded)
         return;
+    if (m->unsaved)
+        (void)qmgr_result_persist(q, m);
     queue_file_free(&m->qf);
     if (m->fd >= 0)
         close(m->fd);
@@ -287,7 +307,7 @@ int qmgr_msg_load(struct qmgr *q, struct qmgr_msg *m)
 
     if (m->loaded)
         return 0;
-    m->fd = openat(q->dir_fd[m->dir], m->id, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    m->fd = openat(q->dir_fd[m->dir], m->id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (m->fd < 0) {
         log_error("%s: cannot open %s/%s: %m", m->id, qmgr_dir_names[m->dir], m->id);
         return -1;
@@ -312,6 +332,7 @@ int qmgr_msg_load(struct qmgr *q, struct qmgr_msg *m)
         m->ninfo = m->qf.env.nrcpts;
     }
     m->delay_warned = fstat(m->fd, &st) == 0 && (st.st_mode & S_IXUSR);
+    qmgr_notes_load(m);
     return 0;
 }
 
@@ -337,17 +358,25 @@ void qmgr_msg_activate(struct qmgr *q, struct qmgr_msg *m)
         m->in_wait = false;
     }
     m->next_try = 0;
-    if (qmgr_msg_move(q, m, QMGR_ACTIVE, qmgr_msg_on_active) < 0)
+    if (qmgr_msg_move_nosync(q, m, QMGR_ACTIVE, qmgr_msg_on_active) < 0)
         m->next_try = qmgr_now() + 60;
 }
 
 /* ---- the run loop ---- */
 
+/* Checked at most once a second (the run loop runs often). */
 static bool qmgr_smtp_available(struct qmgr *q)
 {
+    static time_t checked;
+    static bool ok;
+    time_t now = qmgr_now();
     struct stat st;
 
-    return stat(q->smtp_path, &st) == 0 && S_ISSOCK(st.st_mode);
+    if (now != checked) {
+        ok = stat(q->smtp_path, &st) == 0 && S_ISSOCK(st.st_mode);
+        checked = now;
+    }
+    return ok;
 }
 
 static void qmgr_msg_run(evutil_socket_t fd, short what, void *arg)
@@ -361,6 +390,10 @@ static void qmgr_msg_run(evutil_socket_t fd, short what, void *arg)
         next = TAILQ_NEXT(m, wait);
         if (m->next_try > now || m->syncing)
             continue;
+        if (scan && !m->noscan && m->released) {
+            log_msg("%s: scanning skipped (released from quarantine)", m->id);
+            m->noscan = true;
+        }
         if (scan && !m->noscan) {
             if (q->nscanning >= q->set.scan_sessions)
                 continue;

@@ -24,7 +24,9 @@
  *   - with recipients pending the file goes to deferred/ with its mtime
  *     set to the next retry time (back-off = the message's age, clamped to
  *     MinimalBackoffTime..MaximalBackoffTime, as Postfix), else it is
- *     removed ("ID: removed").
+ *     removed ("ID: removed").  The reasons of the pending recipients go
+ *     into the file first (qmgr_notes.c), so queue-list still shows
+ *     them after a restart.
  * A report that cannot be queued keeps its recipients FAILED and the
  * message deferred: the next pass tries the report again.
  *
@@ -81,17 +83,41 @@ static void qmgr_result_note(struct qmgr_msg *m, size_t i, const char *relay, co
     str_copy(in->dsn, dsn && *dsn ? dsn : "", sizeof in->dsn);
 }
 
-static void qmgr_result_sync(struct qmgr_msg *m)
+void qmgr_result_mark(struct qmgr_msg *m, size_t i, uint8_t status)
 {
-    if (queue_file_sync(m->fd) < 0)
-        log_error("%s: fsync %s/%s: %m", m->id, qmgr_dir_names[m->dir], m->id);
+    m->qf.env.rcpts[i].status = status;
+    m->info[i].unsaved = true;
+    m->unsaved = true;
 }
 
-static void qmgr_result_mark(struct qmgr_msg *m, size_t i, uint8_t status)
+int qmgr_result_persist(struct qmgr *q, struct qmgr_msg *m)
 {
-    if (queue_rcpt_mark_status(m->fd, &m->qf.env.rcpts[i], status) < 0)
-        log_error("%s: cannot record a status in %s/%s: %m", m->id, qmgr_dir_names[m->dir],
+    int fd, rc = 0;
+
+    if (!m->unsaved || !m->loaded)
+        return 0;
+    fd = openat(q->dir_fd[m->dir], m->id, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        log_error("%s: cannot open %s/%s to record statuses: %m", m->id,
+                  qmgr_dir_names[m->dir], m->id);
+        return -1;
+    }
+    for (size_t i = 0; i < m->ninfo && i < m->qf.env.nrcpts; i++) {
+        struct queue_rcpt *r = &m->qf.env.rcpts[i];
+        if (!m->info[i].unsaved)
+            continue;
+        if (queue_rcpt_mark_status(fd, r, r->status) < 0)
+            rc = -1;
+        m->info[i].unsaved = false;
+    }
+    if (rc == 0 && queue_file_sync(fd) < 0)
+        rc = -1;
+    if (rc < 0)
+        log_error("%s: cannot record statuses in %s/%s: %m", m->id, qmgr_dir_names[m->dir],
                   m->id);
+    close(fd);
+    m->unsaved = false;
+    return rc;
 }
 
 /* The job left the scheduler; the message may be complete. */
@@ -184,7 +210,8 @@ void qmgr_result_reply(struct qmgr *q, struct qmgr_job *j, const struct proto_ms
                 break;
             }
         }
-        qmgr_result_sync(m);        /* durable before anything acts on it */
+        if (m->jobs_out > 1)        /* another job goes on: durable now */
+            (void)qmgr_result_persist(q, m);
         if (proto_get_int(r, "unreachable", &unreachable) == 0 && unreachable)
             qmgr_sched_unreachable(q, j->dest, m->info[j->rcpt[0]].reason);
     }
@@ -209,6 +236,8 @@ static void qmgr_result_admin(struct qmgr *q, struct qmgr_msg *m)
     enum qmgr_admin_op op = m->admin_op;
 
     m->admin_op = QMGR_OP_NONE;
+    if (op == QMGR_OP_DELETE)
+        m->unsaved = false;     /* nothing to keep */
     qmgr_msg_unload(q, m);
     if (op == QMGR_OP_DELETE)
         qmgr_msg_remove(q, m);
@@ -246,7 +275,6 @@ static void qmgr_result_expire(struct qmgr *q, struct qmgr_msg *m, const size_t 
         free(why);
         qmgr_result_mark(m, i, QUEUE_RCPT_FAILED);
     }
-    qmgr_result_sync(m);
 }
 
 /* Failure report, then FAILED -> BOUNCED; false when it must wait. */
@@ -256,12 +284,13 @@ static bool qmgr_result_bounce(struct qmgr *q, struct qmgr_msg *m, size_t *idx)
 
     if (n == 0)
         return true;
+    (void)qmgr_result_persist(q, m);    /* FAILED durable before the report */
     if (qmgr_bounce_send(q, m, DSN_ACTION_FAILED, idx, n) < 0)
         return false;
     for (size_t k = 0; k < n; k++)
         qmgr_result_mark(m, idx[k], QUEUE_RCPT_BOUNCED);
     q->ctr.bounced_recipients += n;
-    qmgr_result_sync(m);
+    (void)qmgr_result_persist(q, m);
     return true;
 }
 
@@ -274,8 +303,10 @@ static void qmgr_result_success(struct qmgr *q, struct qmgr_msg *m, size_t *idx)
             idx[n++] = i;
         m->info[i].success_report = false;
     }
-    if (n > 0)
+    if (n > 0) {
+        (void)qmgr_result_persist(q, m);    /* DELIVERED before the report */
         (void)qmgr_bounce_send(q, m, DSN_ACTION_RELAYED, idx, n);
+    }
 }
 
 static void qmgr_result_delay(struct qmgr *q, struct qmgr_msg *m, const size_t *idx, size_t n)
@@ -300,6 +331,8 @@ static void qmgr_result_defer(struct qmgr *q, struct qmgr_msg *m)
                                                 : age;
     struct timespec ts[2] = { { now + backoff, 0 }, { now + backoff, 0 } };
 
+    (void)qmgr_result_persist(q, m);
+    qmgr_notes_save(q, m);      /* the reasons outlive this pass */
     if (futimens(m->fd, ts) < 0)
         log_warn("%s: cannot set the retry time: %m", m->id);
     m->next_try = now + backoff;
@@ -322,6 +355,7 @@ void qmgr_result_finish(struct qmgr *q, struct qmgr_msg *m)
     }
     if (!m->loaded)
         return;
+    m->force = false;           /* "deliver now" lasts one pass */
     idx = xcalloc(m->qf.env.nrcpts, sizeof *idx);
     npending = qmgr_result_collect(m, QUEUE_RCPT_PENDING, idx);
     if (npending > 0 &&
@@ -337,7 +371,9 @@ void qmgr_result_finish(struct qmgr *q, struct qmgr_msg *m)
     free(idx);
     if (npending > 0 || !reported)
         qmgr_result_defer(q, m);
-    else
+    else {
+        qmgr_archive_out(q, m);     /* OutgoingArchivePath (qmgr_archive.c) */
         qmgr_msg_remove(q, m);
+    }
     qmgr_msg_wake(q);
 }

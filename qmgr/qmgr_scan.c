@@ -138,7 +138,7 @@ int qmgr_scan_to_corrupt(struct qmgr *q, enum qmgr_dir from, const char *id, con
 /* 0 valid, -1 malformed (*why set), -2 could not be checked (I/O).
  * *mtime gets the file's modification time (deferred/: the retry time). */
 static int qmgr_scan_check(struct qmgr *q, enum qmgr_dir d, const char *id, const char **why,
-                           time_t *mtime)
+                           time_t *mtime, uint32_t *flags)
 {
     struct stat st;
     struct queue_file qf;
@@ -152,6 +152,7 @@ static int qmgr_scan_check(struct qmgr *q, enum qmgr_dir d, const char *id, cons
         return errno == ELOOP ? -1 : -2;
     }
     rc = queue_file_read(fd, &qf, why);
+    *flags = qf.flags;
     queue_file_free(&qf);
     *mtime = fstat(fd, &st) == 0 ? st.st_mtime : 0;
     close(fd);
@@ -162,20 +163,23 @@ static void qmgr_scan_queue_one(struct qmgr *q, enum qmgr_dir d, const char *nam
 {
     const char *why = NULL;
     time_t mtime = 0;
+    uint32_t flags = 0;
     int rc;
 
     if (!queue_id_valid(name)) {
         log_warn("unexpected file %s/%s/%s left alone", q->queue_path, qmgr_dir_names[d], name);
         return;
     }
-    rc = qmgr_scan_check(q, d, name, &why, &mtime);
+    rc = qmgr_scan_check(q, d, name, &why, &mtime, &flags);
     if (rc == -1) {
         if (qmgr_scan_to_corrupt(q, d, name, why) == 0)
             *changed = true;
         return;
     }
     q->count[d]++;
-    if (d == QMGR_INCOMING && rc == 0)
+    if (d == QMGR_INCOMING && rc == 0 && (flags & QUEUE_FLAG_NOSCAN))
+        qmgr_incoming_ready_released(q, name);
+    else if (d == QMGR_INCOMING && rc == 0)
         qmgr_incoming_ready(q, name);
     else if (d != QMGR_INCOMING)
         qmgr_msg_add(q, name, d)->next_try = d == QMGR_DEFERRED ? mtime : 0;

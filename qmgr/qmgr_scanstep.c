@@ -11,18 +11,20 @@
  * leaves incoming/ unscanned.
  *
  * Per message one connection: {proto="scand", version=1} then
- * {op="scan", id, sender, client_addr, client_name, helo, rcpt...} with
- * two fds: the queue file read-only and an empty tmp/NEWID (O_RDWR) where
- * scand writes a complete new queue file when the content changed.  At
- * most AntiviralSessions scans run at once.
+ * {op="scan", id, sender, client_addr, client_name, helo, rcpt...} (the
+ * recipients still pending) with the queue file read-only as fd 0 and
+ * min(recipients, 7) empty tmp/NEWID files (O_RDWR) where scand writes a
+ * complete new queue file per group whose content changed.  At most
+ * AntiviralSessions scans run at once.  Before the first scan of a
+ * received message the incoming archive and blind copy are made
+ * (qmgr_archive_intake).
  *
- * The verdict, per group: group_action=block drops the group's recipients
- * (status DROPPED, "ID: to=<rcpt>, status=blocked (av status=S names=N)";
- * nothing is bounced for them); deliver goes on, and with
- * group_rewritten=1 the new file (validated with the queue file reader,
- * dropped recipients marked in it) replaces the old one by rename over it
- * plus an fsync of incoming/.  A message with no recipient left is
- * removed.  Then the message goes on to delivery.
+ * The verdict, one block per policy group, is acted on by qmgr_verdict.c
+ * (quarantine/backup copies, blocked recipients dropped, rewritten groups
+ * committed as new messages or replacing the original, notices queued).
+ * A message with no recipient left is removed; one whose groups need more
+ * rewrite files than were passed is scanned again for those recipients;
+ * otherwise the message goes on to delivery.
  *
  * A connection that fails, closes without a verdict, times out, or an
  * answer status=tempfail: "ID: scan deferred: REASON", the message stays
@@ -60,17 +62,27 @@ struct qmgr_scan {
     struct qmgr_msg *m;
     struct proto_conn pc;
     struct event *ev_read, *ev_write, *ev_timeout;
-    char tmpid[QUEUE_ID_SIZE];
-    int tmpfd;
+    struct qmgr_scan_req req;
     bool hello_ok;
 };
 
 static int qmgr_scan_logged = -1;   /* last logged state: 0 off, 1 on */
 
+static void qmgr_scan_begin(struct qmgr *q, struct qmgr_msg *m,
+                            const struct qmgr_scan_req *carry);
+
+/* Checked at most once a second (the run loop asks often). */
 bool qmgr_scanstep_enabled(struct qmgr *q)
 {
+    static time_t checked;
     struct stat st;
-    bool on = stat(q->scand_path, &st) == 0 && S_ISSOCK(st.st_mode);
+    time_t now = qmgr_now();
+    bool on;
+
+    if (now == checked && qmgr_scan_logged >= 0)
+        return q->scan_enabled;
+    checked = now;
+    on = stat(q->scand_path, &st) == 0 && S_ISSOCK(st.st_mode);
 
     if ((int)on != qmgr_scan_logged) {
         if (on)
@@ -86,6 +98,7 @@ bool qmgr_scanstep_enabled(struct qmgr *q)
 void qmgr_scanstep_init(struct qmgr *q)
 {
     q->scand_path = xasprintf("%s/private/scand", q->queue_path);
+    qmgr_archive_init(q);
     (void)qmgr_scanstep_enabled(q);
 }
 
@@ -100,10 +113,7 @@ static void qmgr_scan_free(struct qmgr_scan *s)
     if (s->ev_timeout)
         event_free(s->ev_timeout);
     proto_conn_close(&s->pc);
-    if (s->tmpfd >= 0) {
-        close(s->tmpfd);
-        (void)unlinkat(q->dir_fd[QMGR_TMP], s->tmpid, 0);
-    }
+    qmgr_verdict_req_free(q, &s->req);
     s->m->scanning = false;
     q->nscanning--;
     free(s);
@@ -132,105 +142,6 @@ static void qmgr_scan_defer(struct qmgr_scan *s, const char *reason)
     qmgr_scan_next(q, m);
 }
 
-/* Was addr named in a group_rcpt of a block group? */
-static bool qmgr_scan_blocked(const struct proto_msg *v, const char *addr)
-{
-    bool block = false;
-    size_t start = 0;
-
-    for (size_t i = 0; i <= v->nattrs; i++) {
-        const struct proto_attr *a = i < v->nattrs ? &v->attrs[i] : NULL;
-        if (a && strcmp(a->name, "group_action") == 0 && a->type == PROTO_STR)
-            block = a->len == 5 && memcmp(a->value, "block", 5) == 0;
-        if (a && strcmp(a->name, "group") != 0)
-            continue;
-        /* end of the group [start, i): does it list addr? */
-        for (size_t k = start; block && k < i; k++) {
-            const struct proto_attr *r = &v->attrs[k];
-            if (strcmp(r->name, "group_rcpt") == 0 && r->type == PROTO_STR &&
-                r->len == strlen(addr) && strncasecmp((const char *)r->value, addr, r->len) == 0)
-                return true;
-        }
-        start = i;
-        block = false;
-    }
-    return false;
-}
-
-static bool qmgr_scan_rewritten(const struct proto_msg *v)
-{
-    for (size_t i = 0; i < v->nattrs; i++) {
-        if (strcmp(v->attrs[i].name, "group_rewritten") == 0 &&
-            v->attrs[i].type == PROTO_INT && v->attrs[i].num == 1)
-            return true;
-    }
-    return false;
-}
-
-/* Mark blocked recipients DROPPED in fd; returns those still pending. */
-static size_t qmgr_scan_drop(struct qmgr *q, struct qmgr_msg *m, int fd, struct queue_file *qf,
-                             const struct proto_msg *v)
-{
-    const char *st = proto_get_str(v, "av_status"), *names = proto_get_str(v, "names");
-    size_t left = 0, dropped = 0;
-
-    for (size_t i = 0; i < qf->env.nrcpts; i++) {
-        struct queue_rcpt *r = &qf->env.rcpts[i];
-        if (r->status != QUEUE_RCPT_PENDING)
-            continue;
-        if (!qmgr_scan_blocked(v, r->addr)) {
-            left++;
-            continue;
-        }
-        if (queue_rcpt_mark_status(fd, r, QUEUE_RCPT_DROPPED) < 0)
-            log_error("%s: cannot record a status: %m", m->id);
-        log_msg("%s: to=<%s>, status=blocked (av status=%s names=%s)", m->id, r->addr,
-                st ? st : "unknown", names ? names : "");
-        dropped++;
-    }
-    q->ctr.dropped_recipients += dropped;
-    if (dropped && queue_file_sync(fd) < 0)
-        log_error("%s: fsync: %m", m->id);
-    return left;
-}
-
-/* Apply a verdict; -1 with *why when it must be retried. */
-static int qmgr_scan_apply(struct qmgr_scan *s, const struct proto_msg *v, const char **why)
-{
-    struct qmgr *q = s->q;
-    struct qmgr_msg *m = s->m;
-    bool rewritten = qmgr_scan_rewritten(v);
-    int fd = rewritten ? s->tmpfd
-                       : openat(q->dir_fd[QMGR_INCOMING], m->id, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-    struct queue_file qf;
-    size_t left;
-
-    if (fd < 0) {
-        *why = "cannot open the queue file";
-        return -1;
-    }
-    if (queue_file_read(fd, &qf, why) < 0) {
-        if (!rewritten)
-            close(fd);
-        *why = rewritten ? "the rewritten message is malformed" : *why;
-        return -1;
-    }
-    left = qmgr_scan_drop(q, m, fd, &qf, v);
-    queue_file_free(&qf);
-    if (!rewritten)
-        close(fd);
-    else if (renameat(q->dir_fd[QMGR_TMP], s->tmpid, q->dir_fd[QMGR_INCOMING], m->id) < 0 ||
-             fsync(q->dir_fd[QMGR_INCOMING]) < 0) {
-        *why = "cannot replace the queue file with the rewritten one";
-        return -1;
-    } else {
-        close(s->tmpfd);
-        s->tmpfd = -1;
-        log_info("%s: content rewritten by the scanner", m->id);
-    }
-    return left == 0 ? 1 : 0;
-}
-
 static void qmgr_scan_verdict(struct qmgr_scan *s, const struct proto_msg *v)
 {
     struct qmgr *q = s->q;
@@ -243,8 +154,17 @@ static void qmgr_scan_verdict(struct qmgr_scan *s, const struct proto_msg *v)
         qmgr_scan_defer(s, st && strcmp(st, "tempfail") == 0 && r ? r : "scanner temporary failure");
         return;
     }
-    if ((rc = qmgr_scan_apply(s, v, &why)) < 0) {
+    if ((rc = qmgr_verdict_apply(q, m, &s->req, v, &why)) < 0) {
         qmgr_scan_defer(s, why);
+        return;
+    }
+    if (rc == 2) {              /* group_rewrite_needed: ask again */
+        struct qmgr_scan_req next = { .only = s->req.only, .nonly = s->req.nonly };
+        s->req.only = NULL;
+        s->req.nonly = 0;
+        qmgr_scan_free(s);
+        log_info("%s: scanning again for %zu recipients", m->id, next.nonly);
+        qmgr_scan_begin(q, m, &next);
         return;
     }
     qmgr_scan_free(s);
@@ -307,7 +227,7 @@ static void qmgr_scan_on_timeout(evutil_socket_t fd, short what, void *arg)
     qmgr_scan_defer(arg, "scanner timeout");
 }
 
-/* The request frames; -1 with *why. */
+/* The request frames; 1 when no recipient is left to scan, -1 with *why. */
 static int qmgr_scan_request(struct qmgr_scan *s, const char **why)
 {
     struct qmgr *q = s->q;
@@ -315,6 +235,7 @@ static int qmgr_scan_request(struct qmgr_scan *s, const char **why)
     struct queue_file qf;
     int fd = openat(q->dir_fd[QMGR_INCOMING], s->m->id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     int rc = -1;
+    size_t n = 0;
 
     if (fd < 0) {
         *why = "cannot open the queue file";
@@ -334,14 +255,23 @@ static int qmgr_scan_request(struct qmgr_scan *s, const char **why)
     proto_put_str(&r, "client_addr", qf.env.client_addr ? qf.env.client_addr : "");
     proto_put_str(&r, "client_name", qf.env.client_name ? qf.env.client_name : "");
     proto_put_str(&r, "helo", qf.env.helo ? qf.env.helo : "");
-    for (size_t i = 0; i < qf.env.nrcpts; i++)
-        proto_put_str(&r, "rcpt", qf.env.rcpts[i].addr);
+    for (size_t i = 0; i < qf.env.nrcpts; i++) {
+        if (qmgr_verdict_wanted(&s->req, &qf.env.rcpts[i]) && ++n)
+            proto_put_str(&r, "rcpt", qf.env.rcpts[i].addr);
+    }
     proto_put_fd(&r, fd);
-    proto_put_fd(&r, s->tmpfd);
-    if (proto_conn_queue(&s->pc, &h) == 0 && proto_conn_queue(&s->pc, &r) == 0)
-        rc = 0;
-    else
-        *why = "request too large";
+    if (n == 0)
+        rc = 1;                 /* nothing left to scan */
+    else if (qmgr_verdict_req_open(q, &s->req, n) < 0)
+        *why = "cannot create a file for the rewritten message";
+    else {
+        for (size_t i = 0; i < s->req.nfd; i++)
+            proto_put_fd(&r, s->req.fd[i]);
+        if (proto_conn_queue(&s->pc, &h) == 0 && proto_conn_queue(&s->pc, &r) == 0)
+            rc = 0;
+        else
+            *why = "request too large";
+    }
     proto_msg_free(&h);
     proto_msg_free(&r);
     queue_file_free(&qf);
@@ -366,35 +296,68 @@ static int qmgr_scan_connect(struct qmgr *q)
     return fd;
 }
 
+/* No recipient left to ask about: done, or on with the others. */
+static void qmgr_scan_nothing(struct qmgr_scan *s)
+{
+    struct qmgr *q = s->q;
+    struct qmgr_msg *m = s->m;
+    bool again = s->req.only != NULL;
+
+    qmgr_scan_free(s);
+    if (again) {                /* those recipients are done: the rest */
+        qmgr_scan_begin(q, m, NULL);
+        return;
+    }
+    m->noscan = true;
+    m->scan_backoff = 0;
+    if (m->admin_op == QMGR_OP_NONE)
+        qmgr_msg_remove(q, m);
+    else
+        qmgr_scan_next(q, m);
+}
+
 void qmgr_scanstep_start(struct qmgr *q, struct qmgr_msg *m)
+{
+    qmgr_scan_begin(q, m, NULL);
+}
+
+/* A scan request; carry (NULL for the first) gives the recipients. */
+static void qmgr_scan_begin(struct qmgr *q, struct qmgr_msg *m, const struct qmgr_scan_req *carry)
 {
     struct qmgr_scan *s = xcalloc(1, sizeof *s);
     struct timeval tmo = { QMGR_SCAN_TIMEOUT, 0 };
     const char *why = NULL;
-    int fd;
+    int fd, rc;
 
     s->q = q;
     s->m = m;
-    s->tmpfd = -1;
+    if (carry != NULL) {
+        s->req.only = carry->only;
+        s->req.nonly = carry->nonly;
+    }
     m->scanning = true;
     q->nscanning++;
     proto_conn_init(&s->pc, -1);
+    if (carry == NULL && qmgr_archive_intake(q, m, &why) < 0) {
+        qmgr_scan_defer(s, why ? why : "cannot make the archive copy");
+        return;
+    }
     if ((fd = qmgr_scan_connect(q)) < 0) {
         qmgr_scan_defer(s, "cannot connect to the scanner");
         return;
     }
     proto_conn_init(&s->pc, fd);
-    if ((s->tmpfd = queue_id_create(q->dir_fd[QMGR_TMP], s->tmpid)) < 0) {
-        qmgr_scan_defer(s, "cannot create a file for the rewritten message");
-        return;
-    }
     s->ev_read = event_new(q->base, fd, EV_READ | EV_PERSIST, qmgr_scan_on_read, s);
     s->ev_write = event_new(q->base, fd, EV_WRITE, qmgr_scan_on_write, s);
     s->ev_timeout = event_new(q->base, -1, 0, qmgr_scan_on_timeout, s);
     if (!s->ev_read || !s->ev_write || !s->ev_timeout)
         log_fatal("cannot create scan events");
-    if (qmgr_scan_request(s, &why) < 0) {
+    if ((rc = qmgr_scan_request(s, &why)) < 0) {
         qmgr_scan_defer(s, why);
+        return;
+    }
+    if (rc == 1) {
+        qmgr_scan_nothing(s);
         return;
     }
     event_add(s->ev_read, NULL);

@@ -18,7 +18,8 @@
  * Unreachable cache: when smtp reports that a nexthop could not be
  * reached at all, the destination is skipped for UnreachableTTL seconds:
  * its jobs are deferred without an attempt ("host X unreachable
- * (cached)"), counted as mta_outgoing_connections_failed_through_cache.
+ * (cached)"), counted as mta_outgoing_connections_failed_through_cache;
+ * a message an administrator delivers now (queue-deliver) still tries.
  *
  * Diagnostics: a recipient without a usable route fails (5.1.2).
  */
@@ -106,9 +107,8 @@ static void qmgr_sched_fail_route(struct qmgr *q, struct qmgr_msg *m, size_t i)
     free(m->info[i].reason);
     m->info[i].reason = xstrdup("no route to the recipient's domain");
     str_copy(m->info[i].dsn, "5.1.2", sizeof m->info[i].dsn);
-    if (queue_rcpt_mark_status(m->fd, r, QUEUE_RCPT_FAILED) < 0 || queue_file_sync(m->fd) < 0)
-        log_error("%s: cannot record a status in %s/%s: %m", m->id, qmgr_dir_names[m->dir],
-                  m->id);
+    qmgr_result_mark(m, i, QUEUE_RCPT_FAILED);
+    (void)qmgr_result_persist(q, m);
     qmgr_result_log_none(m, r->addr, "5.1.2", "bounced", m->info[i].reason);
 }
 
@@ -163,21 +163,27 @@ void qmgr_sched_message(struct qmgr *q, struct qmgr_msg *m)
         qmgr_result_finish(q, m);
 }
 
-/* Every job of a cached-unreachable destination: deferred, no attempt. */
-static void qmgr_sched_flush_cached(struct qmgr *q, struct qmgr_dest *d)
+/* Jobs of a cached-unreachable destination are deferred without an
+ * attempt, except those of messages an administrator asked to deliver
+ * now (queue-deliver): they try.  True when such a job is left. */
+static bool qmgr_sched_flush_cached(struct qmgr *q, struct qmgr_dest *d)
 {
     char reason[512];
-    struct qmgr_job *j;
+    struct qmgr_job *j, *next;
 
     snprintf(reason, sizeof reason, "host %s unreachable (cached)%s%s", d->nexthop,
              d->unreachable_reason ? ": " : "",
              d->unreachable_reason ? d->unreachable_reason : "");
-    while ((j = TAILQ_FIRST(&d->jobs)) != NULL) {
+    for (j = TAILQ_FIRST(&d->jobs); j != NULL; j = next) {
+        next = TAILQ_NEXT(j, link);
+        if (j->msg->force)
+            continue;
         TAILQ_REMOVE(&d->jobs, j, link);
         d->njobs--;
         q->ctr.failed_through_cache++;
         qmgr_result_defer_job(q, j, "4.4.1", reason);
     }
+    return d->njobs > 0;
 }
 
 void qmgr_sched_dispatch(struct qmgr *q)
@@ -191,8 +197,7 @@ void qmgr_sched_dispatch(struct qmgr *q)
         struct qmgr_job *j;
         TAILQ_REMOVE(&q->ring, d, ring);
         d->in_ring = false;
-        if (d->unreachable_until > now) {
-            qmgr_sched_flush_cached(q, d);
+        if (d->unreachable_until > now && !qmgr_sched_flush_cached(q, d)) {
             qmgr_dest_maybe_free(q, d);
             continue;
         }
@@ -201,7 +206,7 @@ void qmgr_sched_dispatch(struct qmgr *q)
             d->in_ring = true;
             break;
         }
-        j = TAILQ_FIRST(&d->jobs);
+        j = TAILQ_FIRST(&d->jobs);      /* a forced one if cached */
         TAILQ_REMOVE(&d->jobs, j, link);
         d->njobs--;
         if (qmgr_smtp_send(q, j) < 0) {

@@ -8,7 +8,8 @@
  * connections (at most OutgoingSessions, the scheduler's limit).  A new
  * connection sends its hello and its first request together; finished
  * connections stay open and idle for the next request.  The request
- * carries the envelope and one fd: the queue file opened read-only.
+ * carries the envelope and one fd: the queue file, read-only (the fd
+ * qmgr loaded the message with).
  * The reply goes to qmgr_result_reply(); a connection that closes or
  * stays silent past QMGR_SMTP_TIMEOUT during a request counts as a
  * delivery agent failure (reply NULL: the job is retried).
@@ -227,24 +228,15 @@ int qmgr_smtp_send(struct qmgr *q, struct qmgr_job *j)
     struct qmgr_smtp *c = q->idle;
     struct timeval tmo = { QMGR_SMTP_TIMEOUT, 0 };
     struct proto_msg r;
-    int fd = openat(q->dir_fd[j->msg->dir], j->msg->id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 
-    if (fd < 0) {
-        log_error("%s: cannot open %s/%s: %m", j->msg->id, qmgr_dir_names[j->msg->dir],
-                  j->msg->id);
-        return -1;
-    }
     if (c != NULL)
         q->idle = c->next;
-    else if ((c = qmgr_smtp_open(q)) == NULL) {
-        close(fd);
+    else if ((c = qmgr_smtp_open(q)) == NULL)
         return -1;
-    }
     c->next = NULL;
     proto_msg_init(&r);
     qmgr_smtp_request(&r, j);
-    proto_put_fd(&r, fd);
-    close(fd);
+    proto_put_fd(&r, j->msg->fd);      /* read-only (qmgr_msg_load) */
     c->job = j;
     if (proto_conn_queue(&c->pc, &r) < 0) {
         log_error("%s: delivery request too large", j->msg->id);

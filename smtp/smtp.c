@@ -415,19 +415,22 @@ static void smtp_on_stop(struct server *srv, void *arg)
     smtp_stopping = true;
     if (smtp_ev_listen)
         event_del(smtp_ev_listen);
+    smtp_session_cache_flush();
     log_info("stopping: %zu deliveries in flight", smtp_in_flight);
     maybe_exit();
 }
 
 int main(int argc, char **argv)
 {
-    smtp_server = server_init(argc, argv, "smtp");
+    smtp_server = server_init_flags(argc, argv, "smtp", SERVER_KEEP_PRIVILEGES);
     smtp_base = event_base_new();
     if (!smtp_base)
         log_fatal("event_base_new failed");
     smtp_load_settings(smtp_server->conf);
     if (dns_init(smtp_base, smtp_server->conf) < 0)
         log_fatal("cannot set up the resolver");
+    /* TLS files and resolv.conf are loaded: confine. */
+    server_drop(smtp_server, SERVER_CHROOT);
     if (smtp_server->nlisten == 0)
         log_fatal("no listening socket (private/smtp) on fd %d", SERVER_LISTEN_FD0);
     smtp_ev_listen = event_new(smtp_base, smtp_server->listen_fds[0], EV_READ | EV_PERSIST,

@@ -99,6 +99,10 @@ struct smtp_delivery {
     bool mx_fallback;               /* no MX records: the domain's address */
     bool tls_plain_retry;           /* TLS handshake failed in "may" mode:
                                      * retry this address without TLS */
+    bool fresh_retry;               /* a cached connection died before its
+                                     * first reply: this address again, on
+                                     * a new connection */
+    bool no_cache;                  /* the next session connects anew */
     /* times for delays=a/b/c/d (microseconds since the epoch) */
     uint64_t t_received, t_connect, t_connected, t_done;
 
@@ -136,6 +140,8 @@ void smtp_delivery_session_done(struct smtp_delivery *d, bool retry);
 void smtp_session_start(struct smtp_delivery *d, const struct smtp_addr *a, unsigned port);
 /* The delivery is going away: detach so the session does not call back. */
 void smtp_session_detach(struct smtp_session *s);
+/* Close every idle cached connection (QUIT); at stop. */
+void smtp_session_cache_flush(void);
 
 /* smtp_content.c: the canonical CRLF + dot-stuffing transform, streaming. */
 struct smtp_content_state {

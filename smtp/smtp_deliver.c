@@ -235,6 +235,10 @@ static void delivery_next(struct smtp_delivery *d)
         delivery_finish(d);
     } else if (d->tls_plain_retry && d->next_addr > 0) {
         smtp_session_start(d, &d->addrs[d->next_addr - 1], d->nh.port);
+    } else if (d->fresh_retry && d->next_addr > 0) {
+        d->fresh_retry = false;     /* a stale cached connection */
+        d->no_cache = true;
+        smtp_session_start(d, &d->addrs[d->next_addr - 1], d->nh.port);
     } else if (d->next_addr < d->naddrs) {
         const struct smtp_addr *a = &d->addrs[d->next_addr++];
         if (!d->t_connect)

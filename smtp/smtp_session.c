@@ -3,8 +3,9 @@
  * greeting, EHLO (HELO fallback), STARTTLS, the transaction (smtp_trans.c),
  * QUIT.  Event-driven on bufferevents (a TLS filter after STARTTLS).
  *
- * Interface: smtp_session_start (from smtp_deliver.c), and for
- * smtp_trans.c: smtp_session_send, _arm, _fail, _finish, _said, _dsn.
+ * Interface: smtp_session_start (from smtp_deliver.c),
+ * smtp_session_cache_flush (smtp.c, at stop), and for smtp_trans.c:
+ * smtp_session_send, _arm, _fail, _finish, _said, _dsn.
  *
  * Every wait has its [mailgw.timeouts] limit: connect and greeting
  * SendingInitialTimeout, EHLO/HELO/STARTTLS SendingHelloTimeout, MAIL
@@ -20,6 +21,16 @@
  * on to the next address; after MAIL the pending recipients are deferred.
  * Bytes a server sends after its STARTTLS reply and before the handshake
  * are refused (the plaintext command injection of CVE-2011-0411).
+ *
+ * Connection cache (as Postfix's smtp_connection_cache_on_demand): after
+ * a transaction that ended with the reply to end of data and nothing else
+ * outstanding, the connection is kept idle (no QUIT) for the next delivery
+ * to the same host, address and port, at most SMTP_CACHE_IDLE seconds and
+ * SMTP_CACHE_USES transactions, at most SMTP_CACHE_MAX connections; then
+ * QUIT.  A server that closes or talks while we are idle loses its entry.
+ * A cached connection that dies before its first reply of the new
+ * transaction was stale: the same address is tried again on a new
+ * connection (no recipient is deferred for it).
  *
  * Diagnostics go into the recipients' reply texts in Postfix's words
  * ("connect to H[IP]:P: Connection refused", "host H[IP] said: ...",
@@ -42,8 +53,15 @@
 #include <strings.h>
 #include <unistd.h>
 
+#define SMTP_CACHE_IDLE 2
+#define SMTP_CACHE_USES 100
+#define SMTP_CACHE_MAX 200
+
 static void session_read_cb(struct bufferevent *bev, void *arg);
 static void session_event_cb(struct bufferevent *bev, short what, void *arg);
+
+static struct smtp_session *session_cache;     /* idle connections */
+static size_t session_ncached;
 
 /* Output drained: more content when a message is being sent. */
 static void session_write_cb(struct bufferevent *bev, void *arg)
@@ -147,6 +165,52 @@ void smtp_session_said(struct smtp_session *s, const char *what, struct buf *out
     buf_printf(out, " (in reply to %s command)", what);
 }
 
+static void cache_remove(struct smtp_session *s)
+{
+    struct smtp_session **pp = &session_cache;
+
+    while (*pp && *pp != s)
+        pp = &(*pp)->cache_next;
+    if (*pp) {
+        *pp = s->cache_next;
+        session_ncached--;
+    }
+    s->cache_next = NULL;
+    s->cached = false;
+}
+
+/* An idle connection to host[ip]:port, taken out of the cache. */
+static struct smtp_session *cache_take(const char *host, const char *ip, unsigned port)
+{
+    for (struct smtp_session *c = session_cache; c; c = c->cache_next) {
+        if (c->port == port && strcmp(c->ip, ip) == 0 && strcmp(c->host, host) == 0) {
+            cache_remove(c);
+            return c;
+        }
+    }
+    return NULL;
+}
+
+/* After a complete transaction: can the connection serve another? */
+static bool cache_fits(const struct smtp_session *s)
+{
+    return s->trans_done && s->connected && !s->quitting && !s->closed && s->bev &&
+           s->expect_head == s->nexpect && !s->sending_content && s->uses < SMTP_CACHE_USES &&
+           session_ncached < SMTP_CACHE_MAX;
+}
+
+static void cache_put(struct smtp_session *s)
+{
+    struct timeval idle = { SMTP_CACHE_IDLE, 0 }, wtv = { smtp_var.timeout_write, 0 };
+
+    s->cached = true;
+    s->idle_since_us = smtp_now_us();
+    s->cache_next = session_cache;
+    session_cache = s;
+    session_ncached++;
+    bufferevent_set_timeouts(s->bev, &idle, &wtv);
+}
+
 static void session_free_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct smtp_session *s = arg;
@@ -164,6 +228,8 @@ static void session_close(struct smtp_session *s)
     if (s->closed)
         return;
     s->closed = true;
+    if (s->cached)
+        cache_remove(s);
     if (s->bev) {
         bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
         bufferevent_free(s->bev);
@@ -192,10 +258,25 @@ static void session_quit(struct smtp_session *s)
 void smtp_session_finish(struct smtp_session *s)
 {
     struct smtp_delivery *d = s->d;
+    bool keep = cache_fits(s);
+
     s->d = NULL;
+    s->uses++;
+    if (keep)
+        cache_put(s);       /* before the callback: the next delivery may take it */
     if (d)
         smtp_delivery_session_done(d, false);
-    session_quit(s);
+    if (!keep)
+        session_quit(s);
+}
+
+void smtp_session_cache_flush(void)
+{
+    while (session_cache) {
+        struct smtp_session *s = session_cache;
+        cache_remove(s);
+        session_quit(s);
+    }
 }
 
 void smtp_session_fail(struct smtp_session *s, bool permanent, const char *dsn,
@@ -227,9 +308,14 @@ static void session_trouble(struct smtp_session *s, const char *what, const char
                                                     : SMTP_CMD_GREETING;
     if (s->sending_content)
         cmd = SMTP_CMD_DOT;
-    if (s->quitting) {
+    if (s->quitting || s->cached) {
         session_close(s);
         return;
+    }
+    if (s->reused && s->replies == 0 && s->d) {
+        /* a stale cached connection: this address again, anew */
+        s->in_transaction = false;
+        s->d->fresh_retry = true;
     }
     buf_printf(&msg, "%s with %s[%s] while %s", what, s->host, s->ip, cmd_stage(cmd));
     smtp_session_fail(s, false, dsn, msg.data, false);
@@ -422,6 +508,10 @@ static void session_read_cb(struct bufferevent *bev, void *arg)
         const char *why = NULL;
         if (len == 0)
             return;
+        if (s->cached) {
+            session_close(s);   /* talks while idle (421 on a time-out) */
+            return;
+        }
         if (s->expect_head == s->nexpect) {
             session_trouble(s, "unexpected data (a reply to no command)", "4.5.0");
             return;
@@ -439,6 +529,7 @@ static void session_read_cb(struct bufferevent *bev, void *arg)
             return;
         }
         struct smtp_expect e = s->expect[s->expect_head++];
+        s->replies++;
         smtp_session_arm(s);
         int rc = session_reply(s, &e);
         if (!s->closed)
@@ -472,6 +563,15 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct smtp_session *s = arg;
     int err = EVUTIL_SOCKET_ERROR();
+    if (s->cached) {
+        cache_remove(s);
+        if (what & BEV_EVENT_TIMEOUT) {
+            bufferevent_enable(s->bev, EV_READ);    /* a time-out disabled it */
+            session_quit(s);    /* idle long enough */
+        } else
+            session_close(s);
+        return;
+    }
     if (what & BEV_EVENT_CONNECTED) {
         if (s->ssl && !s->tls_active)
             tls_established(s);
@@ -504,11 +604,38 @@ static void session_early_fail_cb(evutil_socket_t fd, short what, void *arg)
     connect_failed(s, strerror(s->early_errno));
 }
 
+/* A cached connection takes up d: straight to the transaction. */
+static void session_reuse(struct smtp_session *s, struct smtp_delivery *d)
+{
+    s->d = d;
+    d->session = s;
+    s->reused = true;
+    s->replies = 0;
+    s->in_transaction = s->trans_done = s->mail_ok = s->sending_content = false;
+    s->nbatch = s->next_rcpt = s->accepted = 0;
+    for (size_t i = 0; i < d->nrcpts; i++)
+        d->rcpts[i].accepted = false;
+    str_copy(s->id, d->id, sizeof(s->id));
+    snprintf(d->relay, sizeof(d->relay), "%s[%s]:%u", s->host, s->ip, s->port);
+    if (!d->t_connected)
+        d->t_connected = smtp_now_us();
+    log_debug("%s: reusing the connection to %s[%s]:%u", s->id, s->host, s->ip, s->port);
+    smtp_trans_start(s);
+}
+
 void smtp_session_start(struct smtp_delivery *d, const struct smtp_addr *a, unsigned port)
 {
     static const struct timeval now = { 0, 0 };
-    struct smtp_session *s = xcalloc(1, sizeof(*s));
+    struct smtp_session *s;
     struct timeval tv = { smtp_var.timeout_initial, 0 };
+    bool fresh = d->no_cache || d->tls_plain_retry;
+
+    d->no_cache = false;
+    if (!fresh && (s = cache_take(a->host, a->ip, port)) != NULL) {
+        session_reuse(s, d);
+        return;
+    }
+    s = xcalloc(1, sizeof(*s));
     s->d = d;
     d->session = s;
     s->no_tls = d->tls_plain_retry;

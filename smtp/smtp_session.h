@@ -41,6 +41,13 @@ struct smtp_session {
     int early_errno;                /* socket/connect failed at once */
     bool connected, tls_active, no_tls, quitting, closed;
     bool in_transaction;            /* MAIL was sent: no retry elsewhere */
+    bool trans_done;                /* the reply to end of data came */
+    bool cached;                    /* idle in the connection cache */
+    bool reused;                    /* taken from the cache for d */
+    unsigned replies;               /* replies read since (re)use */
+    unsigned uses;                  /* transactions on this connection */
+    uint64_t idle_since_us;
+    struct smtp_session *cache_next;
     /* peer's ESMTP features */
     bool esmtp, pipelining, ext_size, ext_8bitmime, ext_dsn, ext_smtputf8, ext_starttls;
     unsigned long long size_limit;  /* 0 = none */

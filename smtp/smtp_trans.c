@@ -280,6 +280,7 @@ int smtp_trans_reply(struct smtp_session *s, const struct smtp_expect *e)
         on_data(s);
         break;
     case SMTP_CMD_DOT:
+        s->trans_done = true;       /* the server reset its state */
         all_from_reply(s, "end of DATA", true);
         if (s->reply.code / 100 == 2)
             smtp_count("mta_sent_messages", 1);
@@ -294,7 +295,7 @@ int smtp_trans_reply(struct smtp_session *s, const struct smtp_expect *e)
 void smtp_trans_write_more(struct smtp_session *s)
 {
     struct evbuffer *out = bufferevent_get_output(s->bev);
-    struct buf chunk = BUF_INIT;
+    static struct buf chunk = BUF_INIT;     /* kept: no fresh pages per call */
     char raw[65536];
     const char *why = NULL;
     while (s->sending_content && evbuffer_get_length(out) < SMTP_OUT_HIGH) {
@@ -318,5 +319,5 @@ void smtp_trans_write_more(struct smtp_session *s)
         smtp_content_encode(&s->cstate, raw, (size_t)n, &chunk);
         evbuffer_add(out, chunk.data, chunk.len);
     }
-    buf_free(&chunk);
+    buf_reset(&chunk);
 }

@@ -339,6 +339,9 @@ const struct conf_param conf_params[] = {
       "accepted for compatibility and unused (mailgw keeps no iChecker database)"),
     P(OPT, "HeartbeatTimeout", CONF_TIME, "30", 5, 3600, "s", NULL, OWN_MASTER, 0, SYN_NONE,
       "master kills a resident daemon that sent no heartbeat for this long"),
+    P(OPT, "BlindCopyTo", CONF_LIST, NULL, 0, 0, NULL, NULL, OWN_QMGR, CONF_SPLIT, SYN_EMAIL,
+      "addresses that get a copy of every received message, queued before scanning (the "
+      "copy is scanned for its own recipients); empty = none"),
 
     /* [mailgw.tls] */
     P(TLS, "CertificateFile", CONF_STR, "", 0, 0, NULL, NULL, OWN_SMTPD | OWN_SMTP, CONF_PATH,

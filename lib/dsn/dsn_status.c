@@ -51,14 +51,17 @@ static const char *dsn_digits(const char *p, size_t max_len)
 }
 
 /* RFC 3463: class "." subject "." detail; class 2, 4 or 5, subject 1-3
- * digits, detail 1-3 digits; the class must fit the action. */
+ * digits, detail 1-3 digits; the class must fit the action: 5 for
+ * "failed" (or 4, a temporary error that became final: expiry, 4.4.7, as
+ * Postfix reports it), 4 for "delayed", 2 for the others. */
 static bool dsn_status_valid(const char *s, enum dsn_action a)
 {
     const char *p;
 
     if (!s || !(s[0] == '2' || s[0] == '4' || s[0] == '5') || s[1] != '.')
         return false;
-    if ((a == DSN_ACTION_FAILED) != (s[0] == '5') || (a == DSN_ACTION_DELAYED) != (s[0] == '4'))
+    if (a == DSN_ACTION_FAILED ? s[0] == '2'
+                               : s[0] != (a == DSN_ACTION_DELAYED ? '4' : '2'))
         return false;
     p = dsn_digits(s + 2, 3);
     if (!p || *p != '.')

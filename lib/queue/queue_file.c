@@ -4,7 +4,8 @@
  *
  * Interface: queue_file_read(), queue_file_free(), queue_content_open(),
  * queue_content_read(), queue_rcpt_set_status(), queue_rcpt_mark_status(),
- * queue_file_sync(), queue_rec_name(), queue_string_ok().
+ * queue_file_sync(), queue_rec_name(), queue_string_ok().  The post
+ * record writers are in queue_post.c.
  *
  * The reader walks the records through pread() and a 64 KiB window, so
  * the fd's file offset is untouched and content is never loaded.  Every
@@ -25,9 +26,10 @@
 #include "util/mem.h"
 
 #define QR_WINDOW 65536
+#define QR_SMALL_READ 4096
 #define QR_RCPT_MAX_LEN (2 + 4 + QUEUE_MAX_STRING + 4 + QUEUE_MAX_STRING)
 
-enum { QR_START, QR_ENVELOPE, QR_RCPT, QR_CONTENT };
+enum { QR_START, QR_ENVELOPE, QR_RCPT, QR_CONTENT, QR_POST };
 
 struct queue_reader {
     int fd;
@@ -38,6 +40,7 @@ struct queue_reader {
     int phase;
     int last_type;
     bool seen_arrival;
+    bool seen_flags;
     size_t rcpt_cap;
 };
 
@@ -49,7 +52,8 @@ const char *queue_rec_name(int type)
         [QREC_HELO] = "HELO", [QREC_PROTO] = "PROTO", [QREC_TLS] = "TLS",
         [QREC_SENDER] = "SENDER", [QREC_ENVID] = "ENVID", [QREC_RET] = "RET",
         [QREC_BODY_TYPE] = "BODY_TYPE", [QREC_SMTPUTF8] = "SMTPUTF8",
-        [QREC_RCPT] = "RCPT", [QREC_CONTENT] = "CONTENT", [QREC_END] = "END",
+        [QREC_RCPT] = "RCPT", [QREC_CONTENT] = "CONTENT", [QREC_FLAGS] = "FLAGS",
+        [QREC_REASON] = "REASON", [QREC_END] = "END",
     };
     if (type >= 0 && (size_t)type < sizeof names / sizeof names[0] && names[type])
         return names[type];
@@ -87,7 +91,9 @@ static int pread_full(int fd, void *p, size_t n, off_t off)
 static const char *queue_reader_map(struct queue_reader *r, off_t off, size_t n)
 {
     if (off < r->win_off || off + (off_t)n > r->win_off + (off_t)r->win_len) {
-        size_t want = QR_WINDOW;
+        /* from the content on, records are headers far apart: a page,
+         * not a window of content nobody looks at */
+        size_t want = r->phase >= QR_CONTENT && n <= QR_SMALL_READ ? QR_SMALL_READ : QR_WINDOW;
         if ((off_t)want > r->size - off)
             want = (size_t)(r->size - off);
         if (pread_full(r->fd, r->win, want, off) < 0)
@@ -279,7 +285,7 @@ static int queue_reader_content(struct queue_reader *r, struct queue_file *qf,
 static int queue_reader_end(struct queue_reader *r, struct queue_file *qf,
                             off_t hdr, uint32_t len, const char **why)
 {
-    if (r->phase != QR_RCPT && r->phase != QR_CONTENT) {
+    if (r->phase != QR_RCPT && r->phase != QR_CONTENT && r->phase != QR_POST) {
         *why = r->phase == QR_ENVELOPE ? "no recipients" : "missing VERSION record";
         return -1;
     }
@@ -289,6 +295,8 @@ static int queue_reader_end(struct queue_reader *r, struct queue_file *qf,
     }
     if (r->phase == QR_RCPT)
         qf->content_offset = qf->content_end = hdr;
+    if (r->phase != QR_POST)
+        qf->post_offset = hdr;
     qf->file_size = r->size;
     return 0;
 }
@@ -311,6 +319,76 @@ static int queue_reader_version(struct queue_reader *r, struct queue_file *qf,
     }
     r->phase = QR_ENVELOPE;
     return 0;
+}
+
+/* FLAGS: u32 of known bits, once. */
+static int queue_reader_flags(struct queue_reader *r, struct queue_file *qf, off_t off,
+                              uint32_t len, const char **why)
+{
+    unsigned char v[4];
+
+    if (r->seen_flags) {
+        *why = "duplicate FLAGS record";
+        return -1;
+    }
+    if (queue_reader_small(r, off, len, 4, v, why) < 0)
+        return -1;
+    qf->flags = get_u32(v);
+    if (qf->flags & ~(uint32_t)QUEUE_FLAGS_KNOWN) {
+        *why = "bad FLAGS record";
+        return -1;
+    }
+    r->seen_flags = true;
+    return 0;
+}
+
+/* REASON: u32 index, u8 dsn length, dsn, text; once per recipient. */
+static int queue_reader_reason(struct queue_reader *r, struct queue_file *qf, off_t off,
+                               uint32_t len, const char **why)
+{
+    const unsigned char *v;
+    struct queue_rcpt *rc;
+    uint32_t idx, dlen;
+
+    *why = "bad REASON record";
+    if (len < 5 || len > 5 + 15 + QUEUE_MAX_STRING ||
+        (v = (const unsigned char *)queue_reader_map(r, off, len)) == NULL)
+        return -1;
+    idx = get_u32(v);
+    dlen = v[4];
+    if (idx >= qf->env.nrcpts || dlen > 15 || 5 + dlen > len ||
+        len - 5 - dlen > QUEUE_MAX_STRING || qf->env.rcpts[idx].reason_dsn != NULL)
+        return -1;
+    for (uint32_t i = 0; i < dlen; i++) {
+        if (!((v[5 + i] >= '0' && v[5 + i] <= '9') || v[5 + i] == '.'))
+            return -1;
+    }
+    if (!queue_string_ok((const char *)v + 5 + dlen, len - 5 - dlen)) {
+        *why = "reason with NUL, CR or LF";
+        return -1;
+    }
+    rc = &qf->env.rcpts[idx];
+    rc->reason_dsn = xstrndup((const char *)v + 5, dlen);
+    rc->reason = xstrndup((const char *)v + 5 + dlen, len - 5 - dlen);
+    return 0;
+}
+
+/* A post record: after the recipients and the content, before END. */
+static int queue_reader_post(struct queue_reader *r, struct queue_file *qf, int type,
+                             off_t hdr, uint32_t len, const char **why)
+{
+    if (r->phase != QR_RCPT && r->phase != QR_CONTENT && r->phase != QR_POST) {
+        *why = r->phase == QR_ENVELOPE ? "no recipients" : "post record out of order";
+        return -1;
+    }
+    if (r->phase == QR_RCPT)
+        qf->content_offset = qf->content_end = hdr;
+    if (r->phase != QR_POST)
+        qf->post_offset = hdr;
+    r->phase = QR_POST;
+    if (type == QREC_FLAGS)
+        return queue_reader_flags(r, qf, hdr + QUEUE_REC_HEADER, len, why);
+    return queue_reader_reason(r, qf, hdr + QUEUE_REC_HEADER, len, why);
 }
 
 /* One record at *pos; 1 = END seen, 0 = more, -1 = bad. */
@@ -348,6 +426,8 @@ static int queue_reader_record(struct queue_reader *r, struct queue_file *qf, of
         rc = queue_reader_rcpt(r, qf, val, len, why);
     else if (type == QREC_CONTENT)
         rc = queue_reader_content(r, qf, hdr, len, why);
+    else if (type == QREC_FLAGS || type == QREC_REASON)
+        rc = queue_reader_post(r, qf, type, hdr, len, why);
     else if (type == QREC_END)
         return queue_reader_end(r, qf, hdr, len, why) < 0 ? -1 : 1;
     else {
@@ -400,6 +480,8 @@ void queue_file_free(struct queue_file *qf)
     for (size_t i = 0; i < env->nrcpts; i++) {
         free((void *)env->rcpts[i].addr);
         free((void *)env->rcpts[i].orcpt);
+        free((void *)env->rcpts[i].reason);
+        free((void *)env->rcpts[i].reason_dsn);
     }
     free(env->rcpts);
     memset(qf, 0, sizeof *qf);

@@ -11,9 +11,12 @@
  *   CONTENT records              zero or more, 1..QUEUE_CONTENT_CHUNK bytes
  *                                each: the raw message, CRLF line ends,
  *                                already dot-unstuffed
- *   (verdict / DSN records)      reserved range QREC_POST_FIRST..LAST,
- *                                between CONTENT and END; rejected until
- *                                a later version defines them
+ *   post records                 range QREC_POST_FIRST..LAST, after
+ *                                the RCPT and CONTENT records, before
+ *                                END; defined: FLAGS (at most once) and
+ *                                REASON (at most once per recipient);
+ *                                the other types are rejected until a
+ *                                later version defines them
  *   END                          last, length 0, nothing after it
  *
  * Value formats:
@@ -27,6 +30,16 @@
  *                is the first byte of the value, so it sits at a fixed
  *                file offset (record offset + 5) and is updated in place
  *                by queue_rcpt_set_status() (pwrite + fdatasync).
+ *   FLAGS        u32 bits, enum queue_flags (unknown bits are rejected)
+ *   REASON       u32 recipient index (< number of RCPT records), u8 dsn
+ *                length (0..15), dsn ("X.Y.Z", digits and dots), then the
+ *                reason text (string rules, may be empty): the last
+ *                deferral reason of that recipient, written by qmgr
+ *
+ * Post records are written by qmgr only, never in place on a committed
+ * file: queue_file_append() on a file not yet committed (still in tmp/),
+ * queue_file_rewrite() into a fresh file that then replaces the old one
+ * by rename(2) (a crash leaves the old or the new file, both complete).
  *
  * Writer (smtpd): buffered, one write(2) per ~64 KiB;
  *   queue_writer_open, queue_writer_envelope (once), queue_writer_content
@@ -76,7 +89,10 @@ enum queue_rec_type {
     /* 13..31 reserved for more envelope records */
     QREC_RCPT = 32,
     QREC_CONTENT = 48,
-    QREC_POST_FIRST = 64,               /* verdict / DSN records, later */
+    QREC_POST_FIRST = 64,               /* post records (64..95) */
+    QREC_FLAGS = 80,                    /* qmgr: enum queue_flags */
+    QREC_REASON = 81,                   /* qmgr: a recipient's last
+                                         * deferral reason */
     QREC_POST_LAST = 95,
     QREC_END = 127,
 };
@@ -100,6 +116,12 @@ enum queue_notify {
     QUEUE_NOTIFY_MASK = 0x0f,
 };
 
+/* FLAGS record bits. */
+enum queue_flags {
+    QUEUE_FLAG_NOSCAN = 1 << 0,     /* released from quarantine: never scan */
+    QUEUE_FLAGS_KNOWN = QUEUE_FLAG_NOSCAN,
+};
+
 enum queue_ret { QUEUE_RET_NONE = 0, QUEUE_RET_FULL = 1, QUEUE_RET_HDRS = 2 };
 enum queue_body {
     QUEUE_BODY_NONE = 0,        /* BODY= not given */
@@ -114,6 +136,9 @@ struct queue_rcpt {
     unsigned notify;            /* enum queue_notify bits */
     uint8_t status;             /* enum queue_rcpt_status */
     off_t status_offset;        /* reader: file offset of the status byte */
+    const char *reason;         /* reader: REASON text, NULL if none */
+    const char *reason_dsn;     /* reader: its X.Y.Z ("" if none), NULL
+                                 * when there is no REASON record */
 };
 
 /* Strings: NULL = record absent (sender: "" = null sender, never NULL).
@@ -169,6 +194,9 @@ struct queue_file {
                                  * record */
     uint64_t content_size;      /* total content bytes */
     off_t file_size;            /* offset just after END */
+    off_t post_offset;          /* offset of the first post record (or of
+                                 * END when there is none) */
+    uint32_t flags;             /* FLAGS record, 0 if none */
 };
 
 /* Parse and validate the whole file.  Returns 0 and fills qf (free with
@@ -197,6 +225,24 @@ int queue_rcpt_set_status(int fd, struct queue_rcpt *rcpt, uint8_t status);
  * calling queue_file_sync() once. */
 int queue_rcpt_mark_status(int fd, struct queue_rcpt *rcpt, uint8_t status);
 int queue_file_sync(int fd);
+
+/* ---- post records (qmgr) ---- */
+
+/* Append a FLAGS / REASON record to b.  A REASON's text is made safe
+ * (CR, LF, NUL and other control characters become spaces; cut at
+ * QUEUE_MAX_STRING); dsn must be "" or digits and dots, at most 15 bytes.
+ * 0 / -1 (EINVAL). */
+int queue_post_flags(struct buf *b, uint32_t flags);
+int queue_post_reason(struct buf *b, uint32_t rcpt_index, const char *dsn, const char *reason);
+/* Write the post records in post (made with the functions above) and a
+ * new END where END is now (qf read from fd), then fsync.  Only for a
+ * file that is not committed yet.  0 / -1 (errno). */
+int queue_file_append(int fd, const struct queue_file *qf, const struct buf *post);
+/* Write to the empty file to_fd a copy of from_fd's records up to its
+ * post records (qf read from from_fd), then the post records in post
+ * (they replace the old ones) and END; fsync to_fd.  0 / -1 (errno). */
+int queue_file_rewrite(int from_fd, const struct queue_file *qf, int to_fd,
+                       const struct buf *post);
 
 /* Name of a record type for diagnostics ("RCPT", "unknown"). */
 const char *queue_rec_name(int type);

@@ -2,7 +2,10 @@
  * qmgr_inject - queue one message through qmgr's commit protocol with an
  * envelope the test chooses (relay tests: lifetime expiry, delay reports).
  *
- * Usage: qmgr_inject SOCKET AGE_SECONDS SENDER NOTIFY RCPT...
+ * Usage: qmgr_inject [-n COUNT] [-N] SOCKET AGE_SECONDS SENDER NOTIFY RCPT...
+ *   -n COUNT     queue COUNT such messages over one connection (default 1;
+ *                one "ok ID" line each)
+ *   -N           commit with noscan=1 (as the quarantine daemon's release)
  *   SOCKET       QueuePath/private/qmgr
  *   AGE_SECONDS  the ARRIVAL record is this far in the past
  *   SENDER       envelope sender ("" = <>)
@@ -13,6 +16,7 @@
  * "ok ID" and exits 0, or a reason on stderr and exits 1.  Every wait is
  * bounded (5 s per answer).
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,23 +79,13 @@ static void write_file(int qfd, long age, const char *sender, unsigned notify, c
     free(env.rcpts);
 }
 
-int main(int argc, char **argv)
+/* new, write, commit: one message; prints "ok ID". */
+static void inject_one(int fd, char **argv, int argc, bool noscan)
 {
     struct proto_msg req, ans;
-    const char *why = NULL;
     char *id;
-    int fd, qfd;
+    int qfd;
 
-    if (argc < 6)
-        die("usage", "qmgr_inject SOCKET AGE_SECONDS SENDER NOTIFY RCPT...");
-    if ((fd = proto_connect(argv[1])) < 0)
-        die("connect", argv[1]);
-    if (proto_send_hello(fd, "qmgr-commit", 1) < 0)
-        die("hello", "send");
-    proto_msg_init(&ans);
-    if (proto_recv(fd, &ans, 5000, &why) < 0)
-        die("hello", why);
-    proto_msg_free(&ans);
     proto_msg_init(&req);
     proto_put_str(&req, "op", "new");
     proto_put_str(&req, "client", "localhost[127.0.0.1]");
@@ -101,16 +95,50 @@ int main(int argc, char **argv)
     if ((qfd = proto_take_fd(&ans, 0)) < 0)
         die("new", "no fd");
     proto_msg_free(&ans);
-    write_file(qfd, atol(argv[2]), argv[3], (unsigned)atoi(argv[4]), argv + 5, (size_t)(argc - 5));
+    write_file(qfd, atol(argv[1]), argv[2], (unsigned)atoi(argv[3]), argv + 4, (size_t)(argc - 4));
     close(qfd);
     proto_msg_init(&req);
     proto_put_str(&req, "op", "commit");
     proto_put_str(&req, "id", id);
+    if (noscan)
+        proto_put_int(&req, "noscan", 1);
     call(fd, &req, &ans, "commit");
     proto_msg_free(&req);
     proto_msg_free(&ans);
     printf("ok %s\n", id);
     free(id);
+}
+
+int main(int argc, char **argv)
+{
+    struct proto_msg ans;
+    const char *why = NULL;
+    long count = 1;
+    bool noscan = false;
+    int fd, opt;
+
+    while ((opt = getopt(argc, argv, "+n:N")) != -1) {
+        if (opt == 'n')
+            count = atol(optarg);
+        else if (opt == 'N')
+            noscan = true;
+        else
+            die("usage", "qmgr_inject [-n COUNT] [-N] SOCKET AGE_SECONDS SENDER NOTIFY RCPT...");
+    }
+    argc -= optind;
+    argv += optind;
+    if (argc < 5 || count < 1)
+        die("usage", "qmgr_inject [-n COUNT] [-N] SOCKET AGE_SECONDS SENDER NOTIFY RCPT...");
+    if ((fd = proto_connect(argv[0])) < 0)
+        die("connect", argv[0]);
+    if (proto_send_hello(fd, "qmgr-commit", 1) < 0)
+        die("hello", "send");
+    proto_msg_init(&ans);
+    if (proto_recv(fd, &ans, 5000, &why) < 0)
+        die("hello", why);
+    proto_msg_free(&ans);
+    for (long i = 0; i < count; i++)
+        inject_one(fd, argv, argc, noscan);
     close(fd);
     return 0;
 }

@@ -16,7 +16,8 @@
 #  - a dead port: deferred with unreachable=1; the next message for it is
 #    deferred from the unreachable cache without an attempt ("(cached)",
 #    counted as mta_outgoing_connections_failed_through_cache); after the
-#    server comes up, `mailgw flush` delivers both;
+#    server comes up, queue-deliver (mailgwq -i) of the second one tries
+#    past the cache and delivers it, `mailgw flush` delivers both;
 #  - a 4xx on one destination never holds up another.
 use strict;
 use warnings;
@@ -206,6 +207,12 @@ ok(wait_for(sub { delivered('token-alive') }, 20), 'other destinations still del
 like($out, qr/mta_outgoing_connections_failed_through_cache[=:\s]+[1-9]/, 'counted as failed through cache')
     or diag $out;
 start_py_sink($pdead, "$d/sinkDead");
+# mailgwq -i: that message tries at once, past the unreachable cache
+my $dr = ctl_request($gw, op => 'queue-deliver', id => $id2);
+is(ctl_get($dr, 'status') // '', 'ok', 'queue-deliver of a message for the cached host');
+ok(wait_for(sub { grep { $_->{data} =~ /token-dead-2/ } sink_messages("$d/sinkDead") }, 20),
+   '... delivered: deliver-now skips the unreachable cache for that message')
+    or diag $gw->log_text;
 $gw->mailgw('flush');
 ok(wait_for(sub { 2 == grep { $_->{data} =~ /token-dead-\d/ } sink_messages("$d/sinkDead") }, 30),
    'after recovery and flush both are delivered');

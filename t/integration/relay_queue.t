@@ -57,8 +57,10 @@ my $old = inject(6 * 86400, 'old@example.org', 0, 'soft@example.test');
 ok($old, "message six days old injected ($old)");
 ok($gw->wait_log(qr/\Q$old\E: to=<soft\@example\.test>, relay=none, .*dsn=4\.4\.7, status=expired, returned to sender/, 20),
    'past MaximalQueueLifetime: expired, returned to sender');
-ok(wait_for(sub { delivered(qr/Status: [45]\.4\.7/) }, 20), 'failure report with Status 5.4.7 (4.4.7 in the log) delivered');
+ok(wait_for(sub { delivered(qr/Status: [45]\.4\.7/) }, 20), 'failure report about the expiry delivered');
 my ($rep) = delivered(qr/Status: [45]\.4\.7/);
+like($rep ? $rep->{data} : '', qr/^Action: failed\r?\nStatus: 4\.4\.7\r?$/m,
+     'Status 4.4.7 with Action failed, as Postfix reports an expiry');
 is_deeply($rep && $rep->{rcpts}, ['old@example.org'], 'to the sender');
 like($rep ? $rep->{data} : '', qr/Action: failed/, 'Action: failed');
 like($rep ? $rep->{data} : '', qr/message expired/, 'says the message expired');

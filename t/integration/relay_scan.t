@@ -59,7 +59,7 @@ ok(wait_for(sub { grep { $_->{data} =~ /token-clean/ } sink_messages("$d/sinkA")
 like($gw->log_text, qr/\Q$id\E: av-scanned status=clean/, 'after scand scanned it');
 $id = send_mail($gw->port, to => 'victim@example.test,other@example.test',
                 body => "token-virus\n$eicar");
-ok($gw->wait_log(qr/\Q$id\E: to=<victim\@example\.test>, status=blocked \(av status=infected names=\S+/, 30),
+ok($gw->wait_log(qr/\Q$id\E: to=<victim\@example\.test>, status=blocked \((?:group=\S+ )?av status=infected names=\S+/, 30),
    'infected: recipient logged as blocked with the virus name');
 ok($gw->wait_log(qr/\Q$id\E: removed/, 10), 'message removed');
 ok(!grep({ $_->{data} =~ /token-virus/ } sink_messages("$d/sinkA")), 'infected message not delivered');

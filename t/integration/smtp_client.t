@@ -265,7 +265,8 @@ class Conversation:
 class Daemon:
     def __init__(self, tmp, name, extra=''):
         self.dir = os.path.join(tmp, name)
-        os.makedirs(os.path.join(self.dir, 'queue'))
+        # private/: smtp chroots there when run as root (lib/server)
+        os.makedirs(os.path.join(self.dir, 'queue', 'private'))
         self.conf = os.path.join(self.dir, 'mailgw.conf')
         self.log = os.path.join(self.dir, 'smtp.log')
         self.sockpath = os.path.join(self.dir, 'smtp.sock')

@@ -80,7 +80,7 @@ sub sink {
 sub daemon {
     my ($name, $nameserver) = @_;
     my $dir = "$tmp/$name";
-    mkdir $dir; mkdir "$dir/queue";
+    mkdir $dir; mkdir "$dir/queue"; mkdir "$dir/queue/private";   # smtp's chroot as root
     open my $c, '>', "$dir/mailgw.conf" or die;
     print $c "[mailgw.network]\nHostname=gw.test.example\nPostmaster=postmaster\@example.test\n"
         . "ProtectedDomains=example.test\n[mailgw.path]\nQueuePath=$dir/queue\n"
