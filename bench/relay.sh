@@ -32,7 +32,7 @@ chmod 755 "$T"
 PIDS=()
 cleanup() {
     [ -n "${MG_PID:-}" ] && "$B/bin/mailgw" -c "$T/mg/mailgw.conf" stop >/dev/null 2>&1 || true
-    postfix -c "$T/pf/etc" stop >/dev/null 2>&1 || true
+    pf_stop "$T/pf" >/dev/null 2>&1 || true
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$T"
@@ -75,64 +75,12 @@ MAILGW_DAEMONS=qmgr,smtpd,smtp "$B/bin/mailgw" -c "$T/mg/mailgw.conf" start -f >
 MG_PID=$!; PIDS+=($MG_PID)
 wait_port $MGPORT
 
-# ---- Postfix ----
-mkdir -p "$T/pf/etc" "$T/pf/queue" "$T/pf/data"
-chmod 755 "$T/pf"
-chown postfix "$T/pf/data"
-cat > "$T/pf/etc/main.cf" <<EOF
-compatibility_level = 3.6
-queue_directory = $T/pf/queue
-data_directory = $T/pf/data
-command_directory = /usr/sbin
-daemon_directory = /usr/lib/postfix/sbin
-mail_owner = postfix
-setgid_group = postdrop
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = pf.example.test
-mydestination =
-relayhost = [127.0.0.1]:$SINK
-mynetworks = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, reject
-alias_maps =
-alias_database =
-local_recipient_maps =
-maillog_file_prefixes = $T
-maillog_file = $T/pf/maillog
-default_destination_concurrency_limit = 50
+# ---- Postfix ---- (the same private instance as bench/intake.sh, relaying)
+. "$ROOT/bench/lib/postfix.sh"
+PF_DEFER_TRANSPORTS= PF_EXTRA_MAIN="default_destination_concurrency_limit = 50
 smtp_destination_concurrency_limit = 50
-default_process_limit = 200
 message_size_limit = 204800000
-smtpd_client_connection_count_limit = 0
-smtpd_client_message_rate_limit = 0
-smtp_connection_cache_on_demand = no
-EOF
-cat > "$T/pf/etc/master.cf" <<EOF
-127.0.0.1:$PFPORT inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-EOF
-postfix -c "$T/pf/etc" check >/dev/null 2>&1 || true
-postfix -c "$T/pf/etc" start >/dev/null 2>&1 || { cat "$T/pf/maillog" >&2; exit 1; }
-wait_port $PFPORT
+smtp_connection_cache_on_demand = no" pf_start "$T/pf" $PFPORT $SINK || exit 1
 
 # ---- measurement helpers ----
 tree_ticks() {          # utime+stime (+ reaped children) of pid and its children

@@ -15,6 +15,8 @@
 #   postfix.sh pid DIR                   the master's pid
 #   postfix.sh available                 exit 0 when an instance can run
 #
+# PF_DEFER_TRANSPORTS (environment): defer_transports, default "smtp" (the
+# queue just fills); empty for a relaying instance (bench/relay.sh).
 # PF_EXTRA_MAIN (environment): extra main.cf lines, e.g.
 # "smtpd_data_restrictions = check_client_access static:HOLD" to put every
 # message on hold (cleanup writes it to hold/, qmgr never touches it).
@@ -67,7 +69,7 @@ default_process_limit = 200
 relayhost = [127.0.0.1]:$sink
 default_transport = smtp
 relay_transport = smtp
-defer_transports = smtp
+defer_transports = ${PF_DEFER_TRANSPORTS-smtp}
 local_transport = error:local delivery disabled
 alias_maps =
 alias_database =
