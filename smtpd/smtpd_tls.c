@@ -125,7 +125,7 @@ void smtpd_cmd_starttls(struct smtpd_session *s, const struct smtpd_cmd *c)
     size_t extra = evbuffer_get_length(in);
 
     if (!s->d->tls_ctx) {
-        smtpd_reply(s, "502 5.5.1 Error: command not implemented");
+        smtpd_reply(s, "502 5.5.1 Error: STARTTLS is not offered here");
         return;
     }
     if (s->tls) {
