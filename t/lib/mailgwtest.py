@@ -244,7 +244,7 @@ class MailgwTest:
     def banner(self):
         try:
             with socket.create_connection(('127.0.0.1', self._port), timeout=2) as s:
-                s.settimeout(2)
+                s.settimeout(8)     # greeting waits for the client's rDNS
                 line = s.recv(512).decode(errors='replace')
                 s.sendall(b'QUIT\r\n')
                 return line
