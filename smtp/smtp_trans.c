@@ -24,6 +24,8 @@
  */
 #include "smtp_session.h"
 
+#include "addr/addr.h"
+
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -44,13 +46,7 @@ static void put_xtext(struct buf *b, const char *v)
         buf_append_str(b, v);
         return;
     }
-    for (const char *p = v; *p; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c < 33 || c > 126 || c == '+' || c == '=')
-            buf_printf(b, "+%02X", c);
-        else
-            buf_append_byte(b, c);
-    }
+    addr_xtext_encode(b, v, strlen(v));
 }
 
 static void send_mail(struct smtp_session *s)

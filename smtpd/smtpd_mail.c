@@ -36,16 +36,13 @@ static char *mail_xtext(const char *v, bool utf8_type)
 {
     struct buf b = BUF_INIT;
 
-    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
-        bool plain = utf8_type ? (*p > 0x20 && *p != 0x7f && *p != '+' && *p != '=' &&
-                                  *p != '\\')
-                               : (*p > 0x20 && *p < 0x7f && *p != '+' && *p != '=');
-        if (plain)
+    if (!utf8_type)
+        addr_xtext_encode(&b, v, strlen(v));
+    for (const unsigned char *p = (const unsigned char *)v; utf8_type && *p; p++) {
+        if (*p > 0x20 && *p != 0x7f && *p != '+' && *p != '=' && *p != '\\')
             buf_append_byte(&b, *p);
-        else if (utf8_type)
-            buf_printf(&b, "\\x{%02X}", *p);
         else
-            buf_printf(&b, "+%02X", *p);
+            buf_printf(&b, "\\x{%02X}", *p);
     }
     buf_append(&b, "", 0);
     return b.data;

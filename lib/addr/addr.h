@@ -30,6 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/buf.h"
+
 #define ADDR_LOCAL_MAX 64    /* octets in a local part */
 #define ADDR_DOMAIN_MAX 255  /* octets in a domain */
 #define ADDR_PATH_MAX 256    /* octets in "<...>" including the brackets */
@@ -94,6 +96,9 @@ const char *addr_path_domain(const struct addr_path *p);
  * utf8 also allows raw well-formed UTF-8 (RFC 6533).  Decoded NUL and
  * control characters are refused.  0, or -1 (bad syntax, too long). */
 int addr_xtext_decode(const char *s, size_t n, bool utf8, char *out, size_t outsize);
+/* Append the RFC 3461 xtext of n bytes: every byte outside 33..126, and
+ * '+' and '=', as "+XX". */
+void addr_xtext_encode(struct buf *out, const char *s, size_t n);
 /* Length of the well-formed UTF-8 sequence at s (2..4 for non-ASCII, 1 for
  * ASCII), 0 when malformed (overlong, surrogate, > U+10FFFF, cut). */
 size_t addr_utf8_len(const unsigned char *s, size_t n);

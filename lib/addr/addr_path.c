@@ -4,6 +4,7 @@
  * RFC 6152 BODY, RFC 3461 RET ENVID NOTIFY ORCPT, RFC 6531 SMTPUTF8).
  *
  * Interface: addr_path_parse(), addr_path_domain(), addr_xtext_decode(),
+ * addr_xtext_encode(),
  * addr_utf8_len() (see addr.h).
  *
  * Accepted: "<local@domain>", "<>" (MAIL only), quoted local parts,
@@ -362,6 +363,17 @@ static bool key_is(const struct esmtp_param *e, const char *name)
 static bool val_is(const struct esmtp_param *e, const char *word)
 {
     return e->val && strlen(word) == e->vallen && strncasecmp(e->val, word, e->vallen) == 0;
+}
+
+void addr_xtext_encode(struct buf *out, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 33 || c > 126 || c == '+' || c == '=')
+            buf_printf(out, "+%02X", c);
+        else
+            buf_append_byte(out, c);
+    }
 }
 
 int addr_xtext_decode(const char *s, size_t n, bool utf8, char *out, size_t outsize)

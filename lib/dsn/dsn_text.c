@@ -12,6 +12,7 @@
  * CR, LF, NUL or control characters (dsn_clean_*, xtext) and no line
  * longer than 998 octets (dsn_field, dsn_text_lines).  Nothing here logs.
  */
+#include "addr/addr.h"
 #include "dsn/dsn_int.h"
 
 #include <stdio.h>
@@ -129,13 +130,7 @@ void dsn_clean_id(struct buf *out, const char *id)
 
 void dsn_xtext_encode(struct buf *out, const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 33 || c > 126 || c == '+' || c == '=')
-            buf_printf(out, "+%02X", c);
-        else
-            buf_append_byte(out, c);
-    }
+    addr_xtext_encode(out, s, n);
 }
 
 static int dsn_hex(char c)
