@@ -168,6 +168,7 @@ struct queue_writer {
     size_t chunk_hdr;           /* offset in out of the open CONTENT
                                  * record header, SIZE_MAX if none */
     uint64_t content_size;      /* content bytes written so far */
+    uint64_t written;           /* file bytes written so far */
     int state;                  /* internal */
     const char *error;          /* static reason after a failure */
 };
@@ -178,7 +179,7 @@ int queue_writer_open(struct queue_writer *w, int fd);
  * no recipient, or a value is out of range. */
 int queue_writer_envelope(struct queue_writer *w, const struct queue_envelope *env);
 int queue_writer_content(struct queue_writer *w, const void *p, size_t n);
-/* Writes END, flushes, fsync()s the fd. */
+/* Writes END, flushes, truncates the file to the bytes written, fsync()s. */
 int queue_writer_finish(struct queue_writer *w);
 /* Frees the buffer; does not close the fd. */
 void queue_writer_close(struct queue_writer *w);

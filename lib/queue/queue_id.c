@@ -10,6 +10,14 @@
  * the filesystem lacks it).  A collision (an inode reused within the same
  * microsecond) is retried with a fresh time.
  *
+ * queue_id_recycle() gives a kept file (an inode whose message is gone)
+ * a fresh ID instead of creating one: allocating an inode costs ext4 far
+ * more than renaming one (it skips every recently deleted inode), and the
+ * blocks are overwritten in place.  Its mode goes back to 0600 (qmgr
+ * keeps marks in mode bits); the file keeps its old bytes; the
+ * writer truncates to what it wrote (queue_writer_finish).  It is reused
+ * only when no other open file description can write to it.
+ *
  * Security: IDs from the network are only used after queue_id_valid():
  * the alphabet has no '/', '.', or control characters.
  */
@@ -114,38 +122,30 @@ int queue_id_arrival(const char *s, uint64_t *time_us)
     return 0;
 }
 
-static int queue_id_rename(int dirfd, const char *from, const char *to)
+static int queue_id_rename(int fromfd, const char *from, int tofd, const char *to)
 {
-    if (renameat2(dirfd, from, dirfd, to, RENAME_NOREPLACE) == 0)
+    if (renameat2(fromfd, from, tofd, to, RENAME_NOREPLACE) == 0)
         return 0;
     if (errno != EINVAL && errno != ENOSYS)
         return -1;
     /* Filesystem without RENAME_NOREPLACE: link refuses to replace too. */
-    if (linkat(dirfd, from, dirfd, to, 0) < 0)
+    if (linkat(fromfd, from, tofd, to, 0) < 0)
         return -1;
-    (void)unlinkat(dirfd, from, 0);
+    (void)unlinkat(fromfd, from, 0);
     return 0;
 }
 
-int queue_id_create(int dirfd, char id[QUEUE_ID_SIZE])
+/* Name the open file fromfd/name (inode ino) tofd/ID with a fresh time;
+ * on failure the file is removed and fd closed. */
+static int queue_id_name(int fromfd, const char *name, int tofd, int fd, uint64_t ino,
+                         char id[QUEUE_ID_SIZE])
 {
-    static unsigned counter;
-    char tmpname[64];
-    struct stat st;
     struct timeval tv;
-    int fd;
 
-    snprintf(tmpname, sizeof tmpname, ".new-%ld-%u", (long)getpid(), counter++);
-    fd = openat(dirfd, tmpname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0)
-        return -1;
-    if (fstat(fd, &st) < 0)
-        goto fail;
     for (int tries = 0; tries < 100; tries++) {
         gettimeofday(&tv, NULL);
-        queue_id_make(id, (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec,
-                      (uint64_t)st.st_ino);
-        if (queue_id_rename(dirfd, tmpname, id) == 0)
+        queue_id_make(id, (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec, ino);
+        if (queue_id_rename(fromfd, name, tofd, id) == 0)
             return fd;
         if (errno != EEXIST)
             goto fail;
@@ -153,8 +153,59 @@ int queue_id_create(int dirfd, char id[QUEUE_ID_SIZE])
     errno = EEXIST;
 fail:;
     int saved = errno;
-    (void)unlinkat(dirfd, tmpname, 0);
+    (void)unlinkat(fromfd, name, 0);
     close(fd);
     errno = saved;
     return -1;
+}
+
+int queue_id_create(int dirfd, char id[QUEUE_ID_SIZE])
+{
+    static unsigned counter;
+    char tmpname[64];
+    struct stat st;
+    int fd;
+
+    snprintf(tmpname, sizeof tmpname, ".new-%ld-%u", (long)getpid(), counter++);
+    fd = openat(dirfd, tmpname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) < 0) {
+        int saved = errno;
+        (void)unlinkat(dirfd, tmpname, 0);
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return queue_id_name(dirfd, tmpname, dirfd, fd, (uint64_t)st.st_ino, id);
+}
+
+/* Nobody else may hold the file open for writing: a write lease is
+ * refused while another open file description can write to the inode
+ * (fcntl(2) F_SETLEASE; in-flight fds on a socket count too), so a writer
+ * that kept its fd can never reach the next message.  (Readers are
+ * counted only on kernels with IMA; they see content only.) */
+static bool queue_id_sole_opener(int fd)
+{
+    if (fcntl(fd, F_SETLEASE, F_WRLCK) < 0)
+        return false;
+    (void)fcntl(fd, F_SETLEASE, F_UNLCK);
+    return true;
+}
+
+int queue_id_recycle(int sparefd, const char *name, int dirfd, char id[QUEUE_ID_SIZE])
+{
+    struct stat st;
+    int fd = openat(sparefd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
+        st.st_uid != geteuid() || !queue_id_sole_opener(fd) || fchmod(fd, 0600) < 0) {
+        (void)unlinkat(sparefd, name, 0);
+        close(fd);
+        errno = EBUSY;
+        return -1;
+    }
+    return queue_id_name(sparefd, name, dirfd, fd, (uint64_t)st.st_ino, id);
 }

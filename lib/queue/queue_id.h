@@ -35,5 +35,11 @@ int queue_id_arrival(const char *s, uint64_t *time_us);
 /* Create a new empty file (O_RDWR, mode 0600, O_CLOEXEC) named by a fresh
  * ID in the directory dirfd.  Returns the fd and fills id, or -1 (errno). */
 int queue_id_create(int dirfd, char id[QUEUE_ID_SIZE]);
+/* Move the kept file sparefd/name to dirfd/ID under a fresh ID made from
+ * its inode, reset its mode to 0600 and open it O_RDWR (its old bytes are
+ * still there).  Fails
+ * (-1, errno; the spare is removed) when it is not a plain file of ours
+ * with one link, or when another open file description can write to it. */
+int queue_id_recycle(int sparefd, const char *name, int dirfd, char id[QUEUE_ID_SIZE]);
 
 #endif

@@ -8,8 +8,10 @@
  * ~64 KiB.  Content arrives in pieces of any size; the open CONTENT
  * record's length is patched in the buffer when the record closes (full
  * chunk, flush, or finish), so a record is never split across a flush
- * with an unknown length.  finish writes END and fsync()s: only then may
- * the caller send "commit" to qmgr.
+ * with an unknown length.  finish writes END, truncates the file to what
+ * was written (the fd may be a recycled file with older bytes after
+ * ours; writing starts at offset 0) and fsync()s: only then may the
+ * caller send "commit" to qmgr.
  *
  * Diagnostics: -1 with errno and w->error (a static reason); a writer
  * that failed once refuses every further call (a half-written file must
@@ -60,6 +62,7 @@ static int queue_writer_write_all(struct queue_writer *w)
             return queue_writer_fail(w, n < 0 ? errno : EIO, "queue file write error");
         done += (size_t)n;
     }
+    w->written += done;
     buf_reset(&w->out);
     return 0;
 }
@@ -213,6 +216,10 @@ int queue_writer_finish(struct queue_writer *w)
     queue_writer_rec(w, QREC_END, NULL, 0);
     if (queue_writer_write_all(w) < 0)
         return -1;
+    /* A recycled file (queue_id_recycle) still has its old bytes past
+     * ours: the file must end exactly after END. */
+    if (ftruncate(w->fd, (off_t)w->written) < 0)
+        return queue_writer_fail(w, errno, "queue file truncate error");
     if (fsync(w->fd) < 0)
         return queue_writer_fail(w, errno, "queue file fsync error");
     w->state = QW_DONE;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "queue/queue_file.h"
@@ -534,8 +535,40 @@ static void test_status(void)
     buf_free(&b);
 }
 
+/* A recycled file (qmgr_spare) still holds a longer old message: the
+ * writer starts at offset 0 and cuts the file after its END. */
+static void test_overwrite_longer(void)
+{
+    struct queue_rcpt r = { .addr = "x@y" };
+    struct queue_envelope env = { .sender = "s@example.org", .rcpts = &r, .nrcpts = 1 };
+    struct queue_writer w;
+    struct queue_file qf;
+    const char *why = "";
+    char old[8192];
+    int fd = memfd_create("recycled", MFD_CLOEXEC);
+    struct stat st;
+
+    memset(old, 'Z', sizeof old);
+    ok(write(fd, old, sizeof old) == (ssize_t)sizeof old && lseek(fd, 0, SEEK_SET) == 0,
+       "old bytes in the file");
+    queue_writer_open(&w, fd);
+    queue_writer_envelope(&w, &env);
+    queue_writer_content(&w, "Subject: new\r\n\r\nhi\r\n", 21);
+    ok(queue_writer_finish(&w) == 0, "finish over older bytes");
+    ok(fstat(fd, &st) == 0 && (uint64_t)st.st_size == w.written && st.st_size < 8192,
+       "file cut after END (%lld bytes)", (long long)st.st_size);
+    queue_writer_close(&w);
+    ok(queue_file_read(fd, &qf, &why) == 0 && qf.content_size == 21, "overwritten file reads");
+    queue_file_free(&qf);
+    /* without the cut the reader must refuse the old tail */
+    ok(ftruncate(fd, 8192) == 0 && queue_file_read(fd, &qf, &why) < 0,
+       "old bytes after END refused: %s", why);
+    close(fd);
+}
+
 int main(void)
 {
+    test_overwrite_longer();
     test_round_trip_large();
     test_minimal();
     test_writer_rejects();

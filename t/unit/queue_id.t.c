@@ -3,6 +3,9 @@
  * IDs from peers, arrival order, unique creation in a directory.
  */
 #include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,8 +95,75 @@ static void test_create(void)
     rmdir(dir);
 }
 
+/* queue_id_recycle: a kept file becomes a fresh ID with its inode and old
+ * bytes; a file another process can still write to is refused. */
+static void test_recycle(void)
+{
+    char dir[] = "/tmp/queue_id.t.XXXXXX", spare[300], tmp[300];
+    char id1[QUEUE_ID_SIZE], id2[QUEUE_ID_SIZE], got[4] = "";
+    int sparefd, tmpfd, fd, pfd[2];
+    struct stat st1, st2;
+    pid_t pid;
+
+    if (mkdtemp(dir) == NULL) {
+        ok(0, "temp dir");
+        return;
+    }
+    snprintf(spare, sizeof spare, "%s/spare", dir);
+    snprintf(tmp, sizeof tmp, "%s/tmp", dir);
+    mkdir(spare, 0700);
+    mkdir(tmp, 0700);
+    sparefd = open(spare, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    tmpfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    fd = queue_id_create(tmpfd, id1);
+    ok(fd >= 0 && write(fd, "old", 3) == 3 && fchmod(fd, 0710) == 0 && fstat(fd, &st1) == 0,
+       "a queue file with mode marks");
+    close(fd);
+    ok(renameat(tmpfd, id1, sparefd, ".s-1") == 0, "kept as a spare");
+    fd = queue_id_recycle(sparefd, ".s-1", tmpfd, id2);
+    ok(fd >= 0 && queue_id_valid(id2) && strcmp(id1, id2) != 0, "recycled under a new ID %s", id2);
+    ok(fd >= 0 && fstat(fd, &st2) == 0 && st1.st_ino == st2.st_ino && pread(fd, got, 3, 0) == 3 &&
+       memcmp(got, "old", 3) == 0, "same inode, old bytes kept for the writer to overwrite");
+    ok(fd >= 0 && (st2.st_mode & 07777) == 0600, "mode marks cleared (0%o)",
+       (unsigned)(st2.st_mode & 07777));
+    ok(faccessat(sparefd, ".s-1", F_OK, 0) < 0 && faccessat(tmpfd, id2, F_OK, 0) == 0,
+       "moved from spare/ to tmp/ID");
+    close(fd);
+
+    /* another process holds it open for writing: never reused */
+    ok(renameat(tmpfd, id2, sparefd, ".s-2") == 0 && pipe(pfd) == 0, "kept again");
+    if ((pid = fork()) == 0) {
+        int w = openat(sparefd, ".s-2", O_WRONLY);
+        close(pfd[0]);
+        (void)write(pfd[1], w >= 0 ? "y" : "n", 1);
+        pause();                        /* until the parent kills it */
+        _exit(0);
+    }
+    close(pfd[1]);
+    ok(read(pfd[0], got, 1) == 1 && got[0] == 'y', "a writer holds the spare");
+    errno = 0;
+    fd = queue_id_recycle(sparefd, ".s-2", tmpfd, id1);
+    ok(fd < 0 && errno == EBUSY, "spare with another writer refused (errno %d)", errno);
+    ok(faccessat(sparefd, ".s-2", F_OK, 0) < 0, "refused spare removed");
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    close(pfd[0]);
+    if (fd >= 0)
+        close(fd);
+
+    /* not a plain file: refused */
+    ok(symlinkat("/etc/passwd", sparefd, ".s-3") == 0, "a symlink in spare/");
+    ok(queue_id_recycle(sparefd, ".s-3", tmpfd, id1) < 0, "symlink spare refused");
+    close(sparefd);
+    close(tmpfd);
+    unlinkat(AT_FDCWD, spare, AT_REMOVEDIR);
+    unlinkat(AT_FDCWD, tmp, AT_REMOVEDIR);
+    rmdir(dir);
+}
+
 int main(void)
 {
+    test_recycle();
     test_format();
     test_invalid();
     test_create();
