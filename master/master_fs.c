@@ -144,7 +144,7 @@ static gid_t master_public_gid(const struct master *m)
 int master_make_tree(struct master *m, struct buf *err)
 {
     static const char *const queue_dirs[] = {
-        "tmp", "incoming", "active", "deferred", "hold", "corrupt", "private",
+        "tmp", "incoming", "active", "deferred", "hold", "corrupt", "spare", "private",
         /* default QuarantinePath / BackupPath: the store daemon runs as
          * User and cannot create them under a root-owned QueuePath */
         "quarantine", "backup",

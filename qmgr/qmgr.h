@@ -56,6 +56,7 @@ enum qmgr_dir {
     QMGR_DEFERRED,
     QMGR_HOLD,
     QMGR_CORRUPT,
+    QMGR_SPARE,                 /* removed files kept for reuse (qmgr_spare.c) */
     QMGR_NDIRS,
 };
 
@@ -192,6 +193,16 @@ struct qmgr {
     size_t nconns;
     time_t smtp_retry_at;           /* no connection to smtp until then */
 };
+
+/* qmgr_spare.c: keep a removed file (from/id -> spare/) for reuse, 0 or
+ * -1 (pool full or rename failed: unlink it instead); take one as a fresh
+ * tmp/ID opened O_RDWR (-1: none ready, create one); the sync flush calls
+ * begin before and end after its directory fsyncs; clear at start. */
+int qmgr_spare_keep(struct qmgr *q, enum qmgr_dir from, const char *id);
+int qmgr_spare_take(struct qmgr *q, char id[QUEUE_ID_SIZE]);
+void qmgr_spare_sync_begin(void);
+void qmgr_spare_sync_end(struct qmgr *q, const bool ok[QMGR_NDIRS]);
+void qmgr_spare_clear(void);
 
 /* Directory names, indexed by enum qmgr_dir ("tmp", "incoming", ...). */
 extern const char *const qmgr_dir_names[QMGR_NDIRS];

@@ -9,7 +9,8 @@
  * that qmgr bound itself when started by hand), say hello
  * {proto="qmgr-commit", version=1}, then send requests answered one by
  * one, in order:
- *   new     -> a fresh tmp/ID (O_RDWR, 0600) passed back as an fd
+ *   new     -> a fresh tmp/ID (0600; a new or a recycled inode, see
+ *              qmgr_spare.c) passed back as a write-only fd
  *   commit  -> re-read tmp/ID through qmgr's own fd with the queue file
  *              reader; rename tmp/ID -> incoming/ID; fsync incoming/;
  *              only then {status="ok"} and the "from=<...>" log line.
@@ -305,6 +306,7 @@ static void qmgr_req_new(struct qmgr_conn *c)
 {
     struct qmgr *q = c->q;
     struct qmgr_tmpfile f;
+    int client_fd;
 
     if (q->stopping || c->nfiles >= QMGR_MAX_FILES_PER_CONN) {
         qmgr_conn_error(c, 451, q->stopping ? "4.3.0 queue manager is stopping"
@@ -320,8 +322,17 @@ static void qmgr_req_new(struct qmgr_conn *c)
         qmgr_conn_error(c, 452, "4.3.1 Insufficient system storage");
         return;
     }
-    if ((f.fd = queue_id_create(q->dir_fd[QMGR_TMP], f.id)) < 0) {
+    if ((f.fd = qmgr_spare_take(q, f.id)) < 0 &&
+        (f.fd = queue_id_create(q->dir_fd[QMGR_TMP], f.id)) < 0) {
         log_warn("cannot create a queue file in %s/tmp: %m", q->queue_path);
+        qmgr_conn_error(c, 451, "4.3.0 cannot create queue file");
+        return;
+    }
+    /* the client writes only: a recycled file's old bytes are not its to
+     * read, and qmgr validates through its own fd */
+    if ((client_fd = openat(q->dir_fd[QMGR_TMP], f.id, O_WRONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+        log_warn("cannot open %s/tmp/%s: %m", q->queue_path, f.id);
+        qmgr_tmpfile_drop(q, &f, "open failed");
         qmgr_conn_error(c, 451, "4.3.0 cannot create queue file");
         return;
     }
@@ -331,7 +342,8 @@ static void qmgr_req_new(struct qmgr_conn *c)
     }
     c->files[c->nfiles++] = f;
     q->commit->in_progress++;
-    qmgr_conn_ok(c, f.id, f.fd);
+    qmgr_conn_ok(c, f.id, client_fd);
+    close(client_fd);
 }
 
 static void qmgr_batch_add(struct qmgr_conn *c, const char *id, const struct queue_file *qf,

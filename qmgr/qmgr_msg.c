@@ -16,11 +16,12 @@
  * after that fsync.  Moves to active/ skip the fsync (their callback
  * still runs from ev_sync): the file is durably in incoming/ or
  * deferred/ already, and after a crash it is found in either directory
- * and delivered (at least once).  Removal is an unlink; its directory
- * fsync is batched too but nothing waits for it (a lost unlink means a
- * second delivery, never a lost message).  A message whose recipients
- * are all done is removed without writing their statuses first: the
- * removal is the outcome (qmgr_result_persist).
+ * and delivered (at least once).  Removal is a rename into spare/ (the
+ * inode becomes the next commit's file, qmgr_spare.c), or an unlink when
+ * the pool is full; its directory fsync is batched too but nothing waits
+ * for it (a lost removal means a second delivery, never a lost message).
+ * A message whose recipients are all done is removed without writing
+ * their statuses first: the removal is the outcome (qmgr_result_persist).
  *
  * The run loop (ev_run, activated whenever something changes, plus a one
  * second tick for retry times and back-offs) takes incoming/ messages in
@@ -190,6 +191,7 @@ static void qmgr_sync_flush(evutil_socket_t fd, short what, void *arg)
 
     q->sync = NULL;         /* callbacks may start a new batch */
     q->nsync = q->capsync = 0;
+    qmgr_spare_sync_begin();
     for (int d = 0; d < QMGR_NDIRS; d++) {
         ok[d] = true;
         if (!q->dir_dirty[d])
@@ -200,6 +202,7 @@ static void qmgr_sync_flush(evutil_socket_t fd, short what, void *arg)
             ok[d] = false;
         }
     }
+    qmgr_spare_sync_end(q, ok);
     for (size_t i = 0; i < n; i++) {
         struct qmgr_msg *m = items[i].m;
         m->syncing = false;
@@ -252,7 +255,8 @@ int qmgr_msg_move_nosync(struct qmgr *q, struct qmgr_msg *m, enum qmgr_dir to, q
 
 void qmgr_msg_remove(struct qmgr *q, struct qmgr_msg *m)
 {
-    if (unlinkat(q->dir_fd[m->dir], m->id, 0) < 0 && errno != ENOENT) {
+    if (qmgr_spare_keep(q, m->dir, m->id) < 0 && unlinkat(q->dir_fd[m->dir], m->id, 0) < 0 &&
+        errno != ENOENT) {
         log_error("%s: cannot remove %s/%s: %m", m->id, qmgr_dir_names[m->dir], m->id);
         return;
     }

@@ -44,6 +44,7 @@
 const char *const qmgr_dir_names[QMGR_NDIRS] = {
     [QMGR_TMP] = "tmp",           [QMGR_INCOMING] = "incoming", [QMGR_ACTIVE] = "active",
     [QMGR_DEFERRED] = "deferred", [QMGR_HOLD] = "hold",         [QMGR_CORRUPT] = "corrupt",
+    [QMGR_SPARE] = "spare",
 };
 
 static int qmgr_scan_open_dir(int at, const char *path, const char *name)
@@ -108,6 +109,14 @@ static void qmgr_scan_tmp_one(struct qmgr *q, enum qmgr_dir d, const char *name,
     }
     log_debug("removed unfinished queue file tmp/%s", name);
     q->count[QMGR_TMP]++;   /* counts removals here; reset by the caller */
+    *changed = true;
+}
+
+/* Spares are not kept over a restart: the pool refills as mail is done. */
+static void qmgr_scan_spare_one(struct qmgr *q, enum qmgr_dir d, const char *name, bool *changed)
+{
+    if (unlinkat(q->dir_fd[d], name, 0) < 0)
+        log_warn("cannot remove %s/spare/%s: %m", q->queue_path, name);
     *changed = true;
 }
 
@@ -217,6 +226,9 @@ void qmgr_scan_startup(struct qmgr *q)
     q->count[QMGR_TMP] = 0;
     if (changed)
         qmgr_scan_sync_dir(q, QMGR_TMP);
+    qmgr_spare_clear();
+    changed = false;
+    qmgr_scan_each(q, QMGR_SPARE, qmgr_scan_spare_one, &changed);
     qmgr_scan_each(q, QMGR_CORRUPT, qmgr_scan_count_one, &moved);
     for (size_t i = 0; i < sizeof queues / sizeof queues[0]; i++) {
         changed = false;

@@ -1,0 +1,68 @@
+#!/usr/bin/perl
+# qmgr_spare.t - queue files are recycled (qmgr_spare.c): a delivered
+# message's inode waits in spare/ and becomes the next message's queue
+# file under a fresh ID; the new message, shorter than the old one,
+# arrives byte for byte without the old tail; a restart empties spare/.
+use strict;
+use warnings;
+use Test::More;
+use FindBin;
+use lib "$FindBin::Bin/../lib";
+use MailgwTest;
+require "$FindBin::Bin/relay_common.pl";
+
+for my $need (MailgwTest::bin('mailgw'), map { MailgwTest::libexec($_) } qw(master qmgr smtpd smtp)) {
+    plan skip_all => "$need not built" unless -x $need;
+}
+plan skip_all => 'swaks or aiosmtpd missing'
+    unless -x '/usr/bin/swaks' && system('/usr/bin/python3 -c "import aiosmtpd" 2>/dev/null') == 0;
+
+my $sink = MailgwTest::free_port();
+my $gw = MailgwTest->new(daemons => 'qmgr,smtpd,smtp', 'forward.ForwardRoute' => "* [127.0.0.1:$sink]");
+my $d = $gw->dir;
+my $q = $gw->queue_dir;
+start_py_sink($sink, "$d/sink");
+$gw->start or BAIL_OUT('mailgw did not start');
+
+sub spares {
+    opendir my $dh, "$q/spare" or return ();
+    return sort grep { $_ ne '.' && $_ ne '..' } readdir $dh;
+}
+
+# ---- a long message is delivered: its file is kept ----
+my $long = join("\n", ('long-old-bytes ' x 60) x 40);
+my $id1 = send_mail($gw->port, to => 'a@example.test', body => "token-first\n$long");
+ok($id1, "first message accepted as $id1");
+ok($gw->wait_log(qr/\Q$id1\E: removed/, 30), 'delivered and removed');
+ok(wait_for(sub { scalar(my @s = spares()) == 1 }, 10), 'its file waits in spare/')
+    or diag join(' ', spares());
+my ($spare) = spares();
+my @st = $spare ? stat("$q/spare/$spare") : ();
+ok(@st && $st[7] > 30000, "spare holds the old bytes ($st[7])");
+
+# ---- the next message gets that inode under a fresh ID ----
+my ($rc, $out) = $gw->mailgw('send-off');
+is($rc, 0, 'send-off') or diag $out;
+my $id2 = send_mail($gw->port, to => 'b@example.test', body => 'token-second short');
+ok($id2 && $id2 ne $id1, "second message accepted as $id2");
+my ($file) = grep { -f } map { "$q/$_/$id2" } qw(incoming active);
+ok($file, 'its queue file is in the queue');
+my @st2 = $file ? stat($file) : ();
+is($st2[1], $st[1], 'same inode as the spare');
+ok(@st2 && $st2[7] < 2000, "cut to its own length ($st2[7] bytes)");
+is(scalar(my @s = spares()), 0, 'spare/ used up');
+
+($rc, $out) = $gw->mailgw('send-on');
+is($rc, 0, 'send-on') or diag $out;
+ok($gw->wait_log(qr/\Q$id2\E: removed/, 30), 'second message delivered');
+my ($m) = grep { $_->{data} =~ /token-second/ } sink_messages("$d/sink");
+ok($m, 'the sink has it');
+unlike($m ? $m->{data} : '', qr/long-old-bytes/, 'no byte of the old message');
+
+# ---- a restart empties spare/ ----
+ok(wait_for(sub { scalar(my @x = spares()) >= 1 }, 10), 'kept again');
+$gw->stop;
+$gw->start or BAIL_OUT('mailgw did not restart');
+ok(wait_for(sub { scalar(my @x = spares()) == 0 }, 10), 'restart emptied spare/');
+$gw->stop;
+done_testing();
