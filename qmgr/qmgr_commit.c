@@ -11,8 +11,9 @@
  * one, in order:
  *   new     -> a fresh tmp/ID (0600; a new or a recycled inode, see
  *              qmgr_spare.c) passed back as a write-only fd
- *   commit  -> re-read tmp/ID through qmgr's own fd with the queue file
- *              reader; rename tmp/ID -> incoming/ID; fsync incoming/;
+ *   commit  -> (the client has written and fsync()ed the file) re-read
+ *              tmp/ID through qmgr's own fd with the queue file reader;
+ *              rename tmp/ID -> incoming/ID; fsync incoming/;
  *              only then {status="ok"} and the "from=<...>" log line.
  *              With noscan=1 (the quarantine daemon's "release") a FLAGS
  *              record QUEUE_FLAG_NOSCAN is added to the file first (so a
@@ -381,12 +382,12 @@ static void qmgr_req_commit(struct qmgr_conn *c, const char *id, bool noscan)
         return;
     }
     f = qmgr_conn_take(c, fp);
-    /* smtpd fsync()ed already (then this is cheap); durability must not
-     * rest on the client alone. */
-    if (fsync(f.fd) < 0) {
-        log_warn("%s: commit failed: fsync tmp/%s: %m", f.id, f.id);
-        snprintf(reason, sizeof reason, "4.3.0 queue file write error");
-    } else if (queue_file_read(f.fd, &qf, &why) < 0) {
+    /* The client fsync()ed the file before "commit" (queue_writer_finish):
+     * that is its part of the protocol, as the 250 is its answer.  A second
+     * fsync here would cost a device flush per message and protect against
+     * nothing: a client that skipped its fsync could as well answer 250
+     * without committing at all. */
+    if (queue_file_read(f.fd, &qf, &why) < 0) {
         log_warn("%s: commit refused: malformed queue file: %s", f.id, why);
         snprintf(reason, sizeof reason, "4.3.0 malformed queue file: %s", why);
     } else if (noscan && qmgr_notes_commit(f.fd, &qf) < 0) {

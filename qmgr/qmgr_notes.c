@@ -14,7 +14,8 @@
  * complete; the move to deferred/ and its directory fsync follow as
  * before.  They come back at load (a restart keeps them for queue-list,
  * mailgwq -p and the expiry report).  The flag is written at commit time
- * into the file not yet committed (qmgr_commit.c), before its fsync.
+ * into the file not yet committed (qmgr_commit.c), and fsync()ed with it
+ * (queue_file_append), before the rename into incoming/.
  *
  * Diagnostics: a failed save is a warning (the reasons are lost, the
  * message is not: the old file stays).
