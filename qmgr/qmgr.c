@@ -134,9 +134,7 @@ int main(int argc, char **argv)
     q.min_free_bytes =
         (uint64_t)conf_int(q.srv->conf, "mailgw.limits", "MinimalQueueFreeSpaceSize");
     qmgr_settings(&q);
-    q.base = event_base_new();
-    if (q.base == NULL)
-        log_fatal("cannot create the event loop");
+    q.base = server_event_base();
     qmgr_scan_open_dirs(&q);
     qmgr_msg_init(&q);
     qmgr_sched_init(&q);

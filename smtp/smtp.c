@@ -423,9 +423,7 @@ static void smtp_on_stop(struct server *srv, void *arg)
 int main(int argc, char **argv)
 {
     smtp_server = server_init_flags(argc, argv, "smtp", SERVER_KEEP_PRIVILEGES);
-    smtp_base = event_base_new();
-    if (!smtp_base)
-        log_fatal("event_base_new failed");
+    smtp_base = server_event_base();
     smtp_load_settings(smtp_server->conf);
     if (dns_init(smtp_base, smtp_server->conf) < 0)
         log_fatal("cannot set up the resolver");

@@ -259,9 +259,7 @@ int main(int argc, char **argv)
 
     d->srv = srv;
     d->conf = srv->conf;
-    d->base = event_base_new();
-    if (d->base == NULL)
-        log_fatal("event_base_new failed");
+    d->base = server_event_base();
     smtpd_load_limits(d);
     d->hostname = smtpd_hostname(d->conf);
     d->tls_ctx = smtpd_tls_init(d->conf);

@@ -578,6 +578,25 @@ static void server_attach_channel(struct server *srv)
     server_heartbeat(-1, 0, srv);
 }
 
+struct event_base *server_event_base(void)
+{
+    struct event_config *cfg = event_config_new();
+    struct event_base *base;
+
+    if (cfg == NULL)
+        log_fatal("event_config_new failed");
+    /* Changes are applied once per loop round, coalesced per fd; libevent
+     * retries MOD as ADD (and ADD as MOD) when the kernel disagrees, so a
+     * closed and reused fd number stays correct.  We never dup() an fd
+     * that has events of its own, the case the changelist cannot handle. */
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    if (base == NULL)
+        log_fatal("event_base_new failed");
+    return base;
+}
+
 void server_event_attach(struct server *srv, struct event_base *base,
                          server_command_fn on_command, server_stop_fn on_stop, void *arg)
 {

@@ -103,6 +103,11 @@ void server_drop(struct server *srv, unsigned flags);
 /* true when server_drop() chrooted this process. */
 bool server_chrooted(const struct server *srv);
 
+/* A new event base for a daemon's loop: epoll with libevent's changelist,
+ * so an event added and removed again within one loop round (a buffered
+ * reply written at once) costs no epoll_ctl.  Fatal on failure. */
+struct event_base *server_event_base(void);
+
 /* Attach the status channel and heartbeat to base.  on_command gets every
  * command from master except "stop"; it may fill reply (sent back when it
  * has attributes).  When master's command carries "reqid" (a command
