@@ -135,6 +135,8 @@ struct smtpd_session {
     int fd;
     struct bufferevent *bev;
     struct event *timer;
+    struct event *flush;        /* writes a plain session's replies */
+    bool flush_queued;
     int state;                  /* enum smtpd_state */
     char addr[64];              /* client IP as text */
     char name[256];             /* verified name or "unknown" */

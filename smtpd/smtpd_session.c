@@ -111,10 +111,50 @@ static void reply_account(struct smtpd_session *s, int code)
     s->last_verb = -1;
 }
 
+/* Replies of a plain session collect in the output buffer and are written
+ * once at the end of the loop round (session_flush_cb), straight to the
+ * socket: the replies to a pipelined group go out in one write, and the
+ * bufferevent's write event is armed only when the socket is full.  A TLS
+ * session's bufferevent writes its own output. */
 static void reply_write(struct smtpd_session *s, const char *text, size_t len)
 {
     evbuffer_add(bufferevent_get_output(s->bev), text, len);
     evbuffer_add(bufferevent_get_output(s->bev), "\r\n", 2);
+    if (!s->fd_in_bev && !s->flush_queued) {
+        s->flush_queued = true;
+        event_active(s->flush, EV_WRITE, 0);
+    }
+}
+
+/* The output is written: what follows the last reply. */
+static void session_drained(struct smtpd_session *s)
+{
+    if (s->state == SMTPD_S_CLOSING)
+        session_free(s);
+    else if (s->state == SMTPD_S_TLS)
+        smtpd_tls_start(s);
+}
+
+static void session_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtpd_session *s = arg;
+    struct evbuffer *out;
+
+    s->flush_queued = false;
+    if (!s->bev || s->fd_in_bev)
+        return;
+    out = bufferevent_get_output(s->bev);
+    /* the bufferevent keeps its output's start frozen between its own
+     * writes; we are the writer here */
+    evbuffer_unfreeze(out, 1);
+    while (evbuffer_get_length(out) > 0 && evbuffer_write(out, s->fd) > 0)
+        ;
+    evbuffer_freeze(out, 1);
+    if (evbuffer_get_length(out) > 0)
+        bufferevent_enable(s->bev, EV_WRITE);   /* the rest when writable; errors
+                                                 * come to session_event_cb */
+    else
+        session_drained(s);
 }
 
 /* Format a reply line into line (size bytes, cut to fit); its length. */
@@ -173,8 +213,9 @@ void smtpd_close(struct smtpd_session *s)
     bufferevent_set_timeouts(s->bev, NULL, &(struct timeval){s->d->lim.write_timeout, 0});
     if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
         event_active(s->timer, EV_WRITE, 0);    /* free from the loop */
-    else
+    else if (s->fd_in_bev)
         bufferevent_enable(s->bev, EV_WRITE);
+    /* else the queued flush writes it and frees the session */
 }
 
 void smtpd_close_reply(struct smtpd_session *s, const char *fmt, ...)
@@ -478,16 +519,19 @@ static void session_read_cb(struct bufferevent *bev, void *arg)
         return;
     }
     session_input(s);
+    if (s->flush_queued) {      /* now, not in one more loop round */
+        event_del(s->flush);
+        session_flush_cb(-1, 0, s);
+    }
 }
 
 static void session_write_cb(struct bufferevent *bev, void *arg)
 {
     struct smtpd_session *s = arg;
 
-    if (s->state == SMTPD_S_CLOSING)
-        session_free(s);
-    else if (s->state == SMTPD_S_TLS)
-        smtpd_tls_start(s);
+    if (!s->fd_in_bev)
+        bufferevent_disable(bev, EV_WRITE);     /* until a flush leaves a rest */
+    session_drained(s);
 }
 
 static void session_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -530,7 +574,12 @@ void smtpd_session_rebind(struct smtpd_session *s, struct bufferevent *bev)
     bufferevent_setcb(bev, session_read_cb, session_write_cb, session_event_cb, s);
     bufferevent_setwatermark(bev, EV_READ, 0, SMTPD_INPUT_HIGH);
     bufferevent_set_timeouts(bev, &rt, &wt);
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    if (s->fd_in_bev) {
+        bufferevent_enable(bev, EV_READ | EV_WRITE);
+    } else {
+        bufferevent_disable(bev, EV_WRITE);     /* on by default: flushes write */
+        bufferevent_enable(bev, EV_READ);
+    }
 }
 
 /* ---- life cycle ---- */
@@ -579,6 +628,7 @@ struct smtpd_session *smtpd_session_new(struct smtpd *d, int fd, const char *add
     str_copy(s->name, "unknown", sizeof(s->name));
     snprintf(s->namaddr, sizeof(s->namaddr), "unknown[%s]", addr);
     s->timer = evtimer_new(d->base, session_timer_cb, s);
+    s->flush = event_new(d->base, -1, 0, session_flush_cb, s);
     smtpd_session_rebind(s, bufferevent_socket_new(d->base, fd, 0));
     s->state = SMTPD_S_CONNECT;
     s->next = d->sessions;
@@ -610,6 +660,7 @@ static void session_free(struct smtpd_session *s)
     if (!s->fd_in_bev || !s->bev)
         close(s->fd);
     event_free(s->timer);
+    event_free(s->flush);
     if (s->prev)
         s->prev->next = s->next;
     else
