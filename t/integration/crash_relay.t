@@ -92,19 +92,30 @@ if ($cpid == 0) {
     exec '/usr/bin/python3', $cfile, $gw->port, $N, $acked or POSIX::_exit(127);
 }
 
-# kill -9 at random moments while the client runs
+# kill -9 at random moments while the client runs: at random counts of
+# acknowledged messages (so the kills land inside the run however fast
+# the gateway is), at most 8, at least 1 s apart (master's restart
+# back-off grows with kills in a row)
 my %kills;
 my $deadline = time + 160;
 srand($ENV{MAILGW_CRASH_SEED} // $$);
-while (time < $deadline && waitpid($cpid, WNOHANG) == 0 && keys(%kills) < 100) {
-    sleep 0.5 + rand(2.5);
-    last if waitpid($cpid, WNOHANG) != 0;
+my @at = sort { $a <=> $b } map { int($N * (0.03 + rand 0.9)) } 1 .. 8;
+sub acked_count {
+    open my $fh, '<', $acked or return 0;
+    my $n = 0;
+    $n++ while <$fh>;
+    return $n;
+}
+while (@at && time < $deadline && waitpid($cpid, WNOHANG) == 0) {
+    sleep 0.05;
+    next if acked_count() < $at[0];
+    shift @at;
     my $st = $gw->status or next;
     my @names = grep { $st->{$_} && $st->{$_}{pid} } qw(qmgr smtp smtpd);
     next unless @names;
     my $victim = $names[int rand @names];
     $kills{ "$victim#" . scalar(keys %kills) } = 1 if kill 'KILL', $st->{$victim}{pid};
-    last if keys(%kills) >= 15;
+    sleep 1;
 }
 waitpid($cpid, 0) if waitpid($cpid, WNOHANG) == 0;
 my %by = ();
