@@ -36,6 +36,7 @@
 #include "util/mem.h"
 
 #define SMTPD_INPUT_HIGH (256 * 1024)
+#define SMTPD_READ_MAX (64 * 1024)
 
 typedef void (*smtpd_handler)(struct smtpd_session *, const struct smtpd_cmd *);
 
@@ -502,6 +503,39 @@ static void session_input(struct smtpd_session *s)
     }
 }
 
+/* Message data comes in bulk, and libevent 2.1 reads at most 4 KiB per
+ * call (EVBUFFER_MAX_READ): in DATA and BDAT a plain session takes what
+ * the socket has, up to SMTPD_READ_MAX per read and the input high-water
+ * mark, straight into the input buffer.  EOF and errors are left for the
+ * bufferevent to see on its next read (the socket stays readable). */
+static void session_read_more(struct smtpd_session *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+
+    if (s->fd_in_bev || (s->state != SMTPD_S_DATA && s->state != SMTPD_S_BDAT))
+        return;
+    evbuffer_unfreeze(in, 0);   /* the bufferevent freezes the end between reads */
+    for (int i = 0; i < 4; i++) {
+        size_t have = evbuffer_get_length(in), want;
+        struct evbuffer_iovec v;
+        ssize_t n;
+
+        if (have >= SMTPD_INPUT_HIGH)
+            break;
+        want = SMTPD_INPUT_HIGH - have < SMTPD_READ_MAX ? SMTPD_INPUT_HIGH - have : SMTPD_READ_MAX;
+        if (evbuffer_reserve_space(in, (ev_ssize_t)want, &v, 1) < 1)
+            break;
+        n = recv(s->fd, v.iov_base, v.iov_len < want ? v.iov_len : want, MSG_DONTWAIT);
+        if (n <= 0)
+            break;
+        v.iov_len = (size_t)n;
+        evbuffer_commit_space(in, &v, 1);
+        if ((size_t)n < want)
+            break;
+    }
+    evbuffer_freeze(in, 0);
+}
+
 void smtpd_resume(struct smtpd_session *s)
 {
     s->busy = false;
@@ -518,6 +552,7 @@ static void session_read_cb(struct bufferevent *bev, void *arg)
         evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
         return;
     }
+    session_read_more(s);
     session_input(s);
     if (s->flush_queued) {      /* now, not in one more loop round */
         event_del(s->flush);
