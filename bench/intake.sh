@@ -60,6 +60,7 @@ HZ=$(getconf CLK_TCK)
 export MAILGW_DAEMONS=${MAILGW_DAEMONS:-qmgr,smtpd,smtp}
 
 . "$ROOT/bench/lib/postfix.sh"
+. "$ROOT/bench/lib/median.sh"
 
 log() { echo "intake.sh: $*" >&2; }
 
@@ -224,13 +225,7 @@ run_median() {
         all="$all$out
 "
     done
-    printf '%s' "$all" | awk '
-        { for (c = 1; c <= 3; c++) v[c, NR] = $c }
-        END { for (c = 1; c <= 3; c++) {
-                  for (i = 1; i <= NR; i++) a[i] = v[c, i]
-                  for (i = 2; i <= NR; i++) for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) {
-                      t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-                  printf "%s%s", a[int((NR + 1) / 2)], c < 3 ? " " : "\n" } }'
+    printf '%s' "$all" | median_columns 3
 }
 
 main() {

@@ -5,6 +5,9 @@
 #   bench/relay.sh [BUILD_DIR]          (default: build; run as root, for
 #                                        Postfix's master)
 #   SIZES="4096 102400" SESSIONS="1 10 50" COUNT_SMALL=2000 COUNT_LARGE=500
+#   REPEAT=1   runs per cell, mailgw and Postfix alternating; with more,
+#              each column is the median over the runs (a shared machine
+#              is noisy)
 #
 # A private Postfix instance lives in a temporary directory (its own
 # main.cf/master.cf: smtpd on a loopback port, relayhost = the sink,
@@ -26,6 +29,7 @@ SIZES=${SIZES:-"4096 102400"}
 SESSIONS=${SESSIONS:-"1 10 50"}
 COUNT_SMALL=${COUNT_SMALL:-2000}
 COUNT_LARGE=${COUNT_LARGE:-500}
+REPEAT=${REPEAT:-1}
 HZ=$(getconf CLK_TCK)
 T=$(mktemp -d /tmp/relay-bench.XXXXXX)
 chmod 755 "$T"
@@ -77,6 +81,7 @@ wait_port $MGPORT
 
 # ---- Postfix ---- (the same private instance as bench/intake.sh, relaying)
 . "$ROOT/bench/lib/postfix.sh"
+. "$ROOT/bench/lib/median.sh"
 PF_DEFER_TRANSPORTS= PF_EXTRA_MAIN="default_destination_concurrency_limit = 50
 smtp_destination_concurrency_limit = 50
 message_size_limit = 204800000
@@ -126,12 +131,24 @@ printf "%-7s %-5s | %10s %10s %8s | %10s %10s %8s | %7s %7s\n" size sess \
 for size in $SIZES; do
     count=$COUNT_SMALL; [ "$size" -gt 16384 ] && count=$COUNT_LARGE
     for sess in $SESSIONS; do
-        read -r mr mc md < <(run mailgw $MGPORT "$size" "$sess" "$count")
-        read -r pr pc pd < <(run postfix $PFPORT "$size" "$sess" "$count")
+        if [ "$REPEAT" = 1 ]; then
+            read -r mr mc md < <(run mailgw $MGPORT "$size" "$sess" "$count")
+            read -r pr pc pd < <(run postfix $PFPORT "$size" "$sess" "$count")
+        else
+            ma=""; pa=""
+            for _ in $(seq "$REPEAT"); do      # alternating: the same noise for both
+                ma="$ma$(run mailgw $MGPORT "$size" "$sess" "$count")
+"
+                pa="$pa$(run postfix $PFPORT "$size" "$sess" "$count")
+"
+            done
+            read -r mr mc md < <(printf '%s' "$ma" | median_columns 3)
+            read -r pr pc pd < <(printf '%s' "$pa" | median_columns 3)
+        fi
         printf "%-7s %-5s | %10s %10s %8s | %10s %10s %8s | %7s %7s\n" "$size" "$sess" \
             "$mr" "$mc" "$md" "$pr" "$pc" "$pd" \
             "$(awk -v a="$mr" -v b="$pr" 'BEGIN { printf "%.2f", a / b }')" \
             "$(awk -v a="$mc" -v b="$pc" 'BEGIN { if (a > 0) printf "%.2f", b / a; else print "n/a" }')"
     done
 done
-echo "rate x = mailgw msgs/s / Postfix msgs/s; cpu / = Postfix CPU per message / mailgw's"
+echo "rate x = mailgw msgs/s / Postfix msgs/s; cpu / = Postfix CPU per message / mailgw's; median of $REPEAT run(s) per cell"
