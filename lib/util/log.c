@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,26 @@ static char log_path[1024];
 static int log_fd = 2;
 static int log_level = LOG_LEVEL_ACTIVITY;
 static char log_host[256];
+static pid_t log_pid;           /* cached: getpid is a system call per line */
+
+static void log_pid_forget(void)
+{
+    log_pid = 0;
+}
+
+/* Our pid, cached; a forked child (scand's workers) forgets the parent's. */
+static pid_t log_getpid(void)
+{
+    static bool hooked;
+
+    if (!hooked) {
+        (void)pthread_atfork(NULL, NULL, log_pid_forget);
+        hooked = true;
+    }
+    if (log_pid == 0)
+        log_pid = getpid();
+    return log_pid;
+}
 
 const char *log_progname(void) { return log_prog; }
 void log_set_level(int level) { log_level = level; }
@@ -95,7 +117,7 @@ void log_vline(int level, const char *prefix, const char *fmt, va_list ap)
         localtime_r(&ts.tv_sec, &tm);
         off = strftime(line, sizeof(line), "%b %e %H:%M:%S", &tm);
         n = snprintf(line + off, sizeof(line) - off, " %s mailgw/%s[%ld]: ",
-                     log_host, log_prog, (long)getpid());
+                     log_host, log_prog, (long)log_getpid());
         off += (n > 0) ? (size_t)n : 0;
     }
     n = snprintf(line + off, sizeof(line) - off, "%s", prefix);
