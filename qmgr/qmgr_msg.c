@@ -392,6 +392,12 @@ static void qmgr_msg_run(evutil_socket_t fd, short what, void *arg)
 
     for (m = TAILQ_FIRST(&q->waiting); m && !q->stopping; m = next) {
         next = TAILQ_NEXT(m, wait);
+        /* Nothing can move on (delivery agent absent or the active limit
+         * reached, no scan slot free): stop, not walk a backlog of
+         * thousands once per commit. */
+        if ((!smtp_ok || q->nloaded >= QMGR_ACTIVE_MAX) &&
+            (!scan || q->nscanning >= q->set.scan_sessions))
+            break;
         if (m->next_try > now || m->syncing)
             continue;
         if (scan && !m->noscan && m->released) {
