@@ -18,7 +18,10 @@ plan skip_all => 'swaks or aiosmtpd missing'
     unless -x '/usr/bin/swaks' && system('/usr/bin/python3 -c "import aiosmtpd" 2>/dev/null') == 0;
 
 my $sink = MailgwTest::free_port();
-my $gw = MailgwTest->new(daemons => 'qmgr,smtpd,smtp', 'forward.ForwardRoute' => "* [127.0.0.1:$sink]");
+my $dead = MailgwTest::free_port();     # nothing listens there
+my $gw = MailgwTest->new(daemons => 'qmgr,smtpd,smtp',
+                         'forward.ForwardRoute' => ["*\@dead.example.test [127.0.0.1:$dead]",
+                                                    "* [127.0.0.1:$sink]"]);
 my $d = $gw->dir;
 my $q = $gw->queue_dir;
 start_py_sink($sink, "$d/sink");
@@ -59,8 +62,30 @@ my ($m) = grep { $_->{data} =~ /token-second/ } sink_messages("$d/sink");
 ok($m, 'the sink has it');
 unlike($m ? $m->{data} : '', qr/long-old-bytes/, 'no byte of the old message');
 
+# ---- a deferred message's copy with its reasons goes into a spare ----
+# (two messages queued at once, then delivered: two spares)
+$gw->mailgw('send-off');
+my @more = map { send_mail($gw->port, to => "c$_\@example.test", body => 'token-fourth') } 1 .. 2;
+$gw->mailgw('send-on');
+ok(@more == 2 && !grep({ !$_ || !$gw->wait_log(qr/\Q$_\E: removed/, 30) } @more),
+   'two more delivered');
+ok(wait_for(sub { scalar(my @x = spares()) == 2 }, 10), 'two spares now');
+my %spare_ino = map { (stat("$q/spare/$_"))[1] => 1 } spares();
+my $id3 = send_mail($gw->port, to => 'x@dead.example.test', body => 'token-third');
+ok($id3, "message for a dead host accepted as $id3");
+ok(wait_for(sub { -f "$q/deferred/$id3" }, 20), 'deferred');
+my @st4 = stat("$q/deferred/$id3");
+ok(@st4 && $spare_ino{ $st4[1] }, 'its file with the reasons is a spare inode');
+is(scalar(my @none = spares()), 0, 'both spares used: its queue file and the reasons copy');
+open my $fh, '<', "$q/deferred/$id3";
+my $bytes = do { local $/; <$fh> } // '';
+close $fh;
+like($bytes, qr/127\.0\.0\.1/, 'the reason is in the file');
+unlike($bytes, qr/long-old-bytes|token-second|token-fourth/, 'no byte of an older message');
+
 # ---- a restart empties spare/ ----
-ok(wait_for(sub { scalar(my @x = spares()) >= 1 }, 10), 'kept again');
+my $id5 = send_mail($gw->port, to => 'd@example.test', body => 'token-fifth');
+ok($id5 && wait_for(sub { scalar(my @x = spares()) >= 1 }, 30), 'a spare before the restart');
 $gw->stop;
 $gw->start or BAIL_OUT('mailgw did not restart');
 ok(wait_for(sub { scalar(my @x = spares()) == 0 }, 10), 'restart emptied spare/');
