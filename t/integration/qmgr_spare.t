@@ -2,7 +2,9 @@
 # qmgr_spare.t - queue files are recycled (qmgr_spare.c): a delivered
 # message's inode waits in spare/ and becomes the next message's queue
 # file under a fresh ID; the new message, shorter than the old one,
-# arrives byte for byte without the old tail; a restart empties spare/.
+# arrives byte for byte without the old tail; a deferred message's copy
+# with its reasons (qmgr_notes) takes a spare too; a restart empties
+# spare/.
 use strict;
 use warnings;
 use Test::More;
