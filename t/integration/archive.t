@@ -13,40 +13,16 @@ use strict;
 use warnings;
 use Test::More;
 use FindBin;
-use File::Copy qw(copy);
-use File::Path qw(make_path);
 use lib "$FindBin::Bin/../lib";
 use MailgwTest;
 require "$FindBin::Bin/relay_common.pl";
 
-for my $need (MailgwTest::bin('mailgw'),
-              map { MailgwTest::libexec($_) } qw(master qmgr smtpd smtp scand quarantine)) {
-    plan skip_all => "$need not built" unless -x $need;
-}
-my $ndb = MailgwTest::root() . '/conf/bases/mailgw-eicar.ndb';
-plan skip_all => 'swaks, aiosmtpd or the EICAR base missing'
-    unless -x '/usr/bin/swaks' && -f $ndb
-    && system('/usr/bin/python3 -c "import aiosmtpd" 2>/dev/null') == 0;
-
-my $gw = MailgwTest->new(daemons => 'qmgr,smtpd,smtp,scand,quarantine',
-                         'ave.MinWorkers' => 1);
+my ($gw, $store) = scanning_gateway();
 my $d = $gw->dir;
-make_path("$d/bases");
-chmod 0755, "$d/bases";
-copy($ndb, "$d/bases/mailgw-eicar.ndb") or die "copy: $!";
-chmod 0644, "$d/bases/mailgw-eicar.ndb";
-my $store = "$d/store";
-mkdir $store or die "mkdir $store: $!";
-chown((getpwnam('nobody'))[2, 3], $store) if $> == 0;
 $gw->set('policy.QuarantinePath' => "$store/quarantine", 'policy.BackupPath' => "$store/backup",
          'path.IncomingArchivePath' => "$store/in", 'path.OutgoingArchivePath' => "$store/out",
          'options.BlindCopyTo' => 'bcc@example.test, audit@example.test');
-$gw->{raw} = "[path]\nBasesPath=$d/bases\n";
-$gw->write_config;
-my $sink = "$d/sink";
-start_py_sink($gw->sink_port, $sink);
-$gw->start or BAIL_OUT('mailgw did not start');
-ok($gw->wait_log(qr/anti-virus bases loaded/, 30), 'scand loaded the bases') or BAIL_OUT($gw->log_text);
+my $sink = start_scanning_gateway($gw, "");
 
 sub msgs_to {
     my ($rcpt, $re) = @_;

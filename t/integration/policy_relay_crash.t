@@ -10,44 +10,20 @@ use strict;
 use warnings;
 use Test::More;
 use FindBin;
-use File::Copy qw(copy);
-use File::Path qw(make_path);
 use MIME::Base64 qw(encode_base64);
 use Time::HiRes qw(sleep);
 use lib "$FindBin::Bin/../lib";
 use MailgwTest;
 require "$FindBin::Bin/relay_common.pl";
 
-for my $need (MailgwTest::bin('mailgw'),
-              map { MailgwTest::libexec($_) } qw(master qmgr smtpd smtp scand quarantine)) {
-    plan skip_all => "$need not built" unless -x $need;
-}
-my $ndb = MailgwTest::root() . '/conf/bases/mailgw-eicar.ndb';
-plan skip_all => 'swaks, aiosmtpd or the EICAR base missing'
-    unless -x '/usr/bin/swaks' && -f $ndb
-    && system('/usr/bin/python3 -c "import aiosmtpd" 2>/dev/null') == 0;
-
 my $EICAR = 'X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*';
 my $N = 4;     # master throttles a daemon after 5 crashes in 60 s
 
-my $gw = MailgwTest->new(daemons => 'qmgr,smtpd,smtp,scand,quarantine',
-                         'ave.MinWorkers' => 1);
+my ($gw, $store) = scanning_gateway();
 my $d = $gw->dir;
-make_path("$d/bases");
-chmod 0755, "$d/bases";
-copy($ndb, "$d/bases/mailgw-eicar.ndb") or die "copy: $!";
-chmod 0644, "$d/bases/mailgw-eicar.ndb";
-my $store = "$d/store";
-mkdir $store or die "mkdir $store: $!";
-chown((getpwnam('nobody'))[2, 3], $store) if $> == 0;
 $gw->set('policy.QuarantinePath' => "$store/quarantine", 'policy.SaveInQB' => 'infected');
-$gw->{raw} = "[path]\nBasesPath=$d/bases\n[mailgw.group:ph]\nRecipients = *\@ph.test\n"
-    . "ActionInfected = placeholder\nBlockMessage = none\n";
-$gw->write_config;
-my $sink = "$d/sink";
-start_py_sink($gw->sink_port, $sink);
-$gw->start or BAIL_OUT('mailgw did not start');
-ok($gw->wait_log(qr/anti-virus bases loaded/, 30), 'scand loaded the bases') or BAIL_OUT($gw->log_text);
+my $sink = start_scanning_gateway($gw, "[mailgw.group:ph]\nRecipients = *\@ph.test\n"
+    . "ActionInfected = placeholder\nBlockMessage = none\n");
 
 sub msgs_to {
     my ($rcpt, $re) = @_;

@@ -1,10 +1,13 @@
 # relay_common.pl - shared helpers of the relay*.t tests (required, not run
 # by prove): downstream sinks (relay_sink.py on aiosmtpd, Postfix's
 # smtp-sink), mail submission with swaks, the control socket with
-# attributes (queue-* ops), bounded waits.
+# attributes (queue-* ops), bounded waits, and the scanning gateway the
+# policy tests share.
 use strict;
 use warnings;
 use FindBin;
+use File::Copy ();
+use File::Path ();
 use IO::Socket::INET;
 use IO::Socket::UNIX;
 use IO::Select;
@@ -155,6 +158,49 @@ sub ctl_get {
     return unless $reply;
     for (@$reply) { return $_->[1] if $_->[0] eq $name }
     return;
+}
+
+# ---- a scanning gateway (archive.t, policy_relay*.t) ----
+
+# Skips the test unless every daemon, swaks, aiosmtpd and the EICAR base
+# are there; returns a gateway (qmgr, smtpd, smtp, scand, quarantine, one
+# scan worker) with the EICAR base in DIR/bases, and DIR/store, a
+# directory the quarantine daemon can write.
+sub scanning_gateway {
+    for my $need (MailgwTest::bin('mailgw'),
+                  map { MailgwTest::libexec($_) } qw(master qmgr smtpd smtp scand quarantine)) {
+        Test::More::plan(skip_all => "$need not built") unless -x $need;
+    }
+    my $ndb = MailgwTest::root() . '/conf/bases/mailgw-eicar.ndb';
+    Test::More::plan(skip_all => 'swaks, aiosmtpd or the EICAR base missing')
+        unless -x '/usr/bin/swaks' && -f $ndb
+        && system('/usr/bin/python3 -c "import aiosmtpd" 2>/dev/null') == 0;
+    my $gw = MailgwTest->new(daemons => 'qmgr,smtpd,smtp,scand,quarantine',
+                             'ave.MinWorkers' => 1);
+    my $d = $gw->dir;
+    File::Path::make_path("$d/bases");
+    chmod 0755, "$d/bases";
+    File::Copy::copy($ndb, "$d/bases/mailgw-eicar.ndb") or die "copy: $!";
+    chmod 0644, "$d/bases/mailgw-eicar.ndb";
+    my $store = "$d/store";
+    mkdir $store or die "mkdir $store: $!";
+    chown((getpwnam('nobody'))[2, 3], $store) if $> == 0;
+    return ($gw, $store);
+}
+
+# Writes the config (BasesPath, then the raw sections given), starts the
+# sink and the gateway, waits for the bases; returns the sink directory.
+sub start_scanning_gateway {
+    my ($gw, $raw) = @_;
+    my $d = $gw->dir;
+    $gw->{raw} = "[path]\nBasesPath=$d/bases\n" . ($raw // '');
+    $gw->write_config;
+    my $sink = "$d/sink";
+    start_py_sink($gw->sink_port, $sink);
+    $gw->start or Test::More::BAIL_OUT('mailgw did not start');
+    Test::More::ok($gw->wait_log(qr/anti-virus bases loaded/, 30), 'scand loaded the bases')
+        or Test::More::BAIL_OUT($gw->log_text);
+    return $sink;
 }
 
 1;
