@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/io.h"
 #include "util/mem.h"
 
 #define QR_WINDOW 65536
@@ -69,23 +70,6 @@ bool queue_string_ok(const char *s, size_t n)
     return true;
 }
 
-static int pread_full(int fd, void *p, size_t n, off_t off)
-{
-    char *d = p;
-
-    while (n > 0) {
-        ssize_t r = pread(fd, d, n, off);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        d += r;
-        n -= (size_t)r;
-        off += r;
-    }
-    return 0;
-}
-
 /* Bytes [off, off+n) of the file (n <= QR_WINDOW, range already checked
  * to be inside the file), valid until the next call. */
 static const char *queue_reader_map(struct queue_reader *r, off_t off, size_t n)
@@ -96,7 +80,7 @@ static const char *queue_reader_map(struct queue_reader *r, off_t off, size_t n)
         size_t want = r->phase >= QR_CONTENT && n <= QR_SMALL_READ ? QR_SMALL_READ : QR_WINDOW;
         if ((off_t)want > r->size - off)
             want = (size_t)(r->size - off);
-        if (pread_full(r->fd, r->win, want, off) < 0)
+        if (io_pread_full(r->fd, r->win, want, off) < 0)
             return NULL;
         r->win_off = off;
         r->win_len = want;
@@ -499,7 +483,7 @@ static int queue_content_next(struct queue_content *c, const char **why)
 {
     unsigned char h[QUEUE_REC_HEADER];
 
-    if (c->end - c->pos < QUEUE_REC_HEADER || pread_full(c->fd, h, sizeof h, c->pos) < 0 ||
+    if (c->end - c->pos < QUEUE_REC_HEADER || io_pread_full(c->fd, h, sizeof h, c->pos) < 0 ||
         h[0] != QREC_CONTENT) {
         *why = "queue file changed while reading content";
         return -1;
@@ -522,7 +506,7 @@ ssize_t queue_content_read(struct queue_content *c, void *p, size_t n, const cha
         if (c->left == 0 && queue_content_next(c, why) < 0)
             return -1;
         take = n - done < c->left ? n - done : c->left;
-        if (pread_full(c->fd, (char *)p + done, take, c->pos) < 0) {
+        if (io_pread_full(c->fd, (char *)p + done, take, c->pos) < 0) {
             *why = "queue file read error";
             return -1;
         }

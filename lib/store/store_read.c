@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/io.h"
 #include "util/mem.h"
 
 #define SR_RCPT_MAX (1 + 4 + QUEUE_MAX_STRING + 4 + QUEUE_MAX_STRING)
@@ -34,23 +35,6 @@ struct store_reader {
     size_t rcpt_cap;
     const char *why;
 };
-
-static int sr_pread(int fd, void *p, size_t n, off_t off)
-{
-    char *d = p;
-
-    while (n > 0) {
-        ssize_t r = pread(fd, d, n, off);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        d += r;
-        n -= (size_t)r;
-        off += r;
-    }
-    return 0;
-}
 
 static int sr_fail(struct store_reader *r, const char *why)
 {
@@ -121,14 +105,14 @@ static int sr_header(struct store_reader *r, struct store_entry *e, int type, of
         return sr_fail(r, "record out of order");
     r->last_type = type;
     if (field == NULL) {
-        if (len > sizeof(small) || sr_pread(r->fd, small, len, off) < 0)
+        if (len > sizeof(small) || io_pread_full(r->fd, small, len, off) < 0)
             return sr_fail(r, len > sizeof(small) ? "bad record length" : "read error");
         return sr_small(r, e, type, small, len);
     }
     if (len > QUEUE_MAX_STRING)
         return sr_fail(r, "string record too long");
     char *s = xmalloc((size_t)len + 1);
-    if (sr_pread(r->fd, s, len, off) < 0) {
+    if (io_pread_full(r->fd, s, len, off) < 0) {
         free(s);
         return sr_fail(r, "read error");
     }
@@ -150,7 +134,7 @@ static int sr_rcpt(struct store_reader *r, struct store_entry *e, off_t off, uin
     if (e->env.nrcpts >= QUEUE_MAX_RCPTS)
         return sr_fail(r, "too many recipients");
     v = xmalloc(len);
-    if (sr_pread(r->fd, v, len, off) < 0) {
+    if (io_pread_full(r->fd, v, len, off) < 0) {
         free(v);
         return sr_fail(r, "read error");
     }
@@ -212,7 +196,7 @@ static int sr_record(struct store_reader *r, struct store_entry *e, off_t *pos)
     uint32_t len;
     int type, rc;
 
-    if (r->size - off < QUEUE_REC_HEADER || sr_pread(r->fd, hdr, sizeof(hdr), off) < 0)
+    if (r->size - off < QUEUE_REC_HEADER || io_pread_full(r->fd, hdr, sizeof(hdr), off) < 0)
         return sr_fail(r, "truncated record header");
     type = hdr[0];
     len = get_u32(hdr + 1);
@@ -241,7 +225,7 @@ static int sr_version(struct store_reader *r)
 {
     uint8_t v[QUEUE_REC_HEADER + 4];
 
-    if (r->size < (off_t)sizeof(v) || sr_pread(r->fd, v, sizeof(v), 0) < 0)
+    if (r->size < (off_t)sizeof(v) || io_pread_full(r->fd, v, sizeof(v), 0) < 0)
         return sr_fail(r, "truncated VERSION record");
     if (v[0] != SREC_VERSION || get_u32(v + 1) != 4)
         return sr_fail(r, "not a store entry");
@@ -346,7 +330,7 @@ ssize_t store_content_read(struct store_content *c, void *p, size_t n, const cha
     while (c->left == 0) {
         if (c->pos >= c->end)
             return 0;
-        if (sr_pread(c->fd, hdr, sizeof(hdr), c->pos) < 0 || hdr[0] != SREC_CONTENT) {
+        if (io_pread_full(c->fd, hdr, sizeof(hdr), c->pos) < 0 || hdr[0] != SREC_CONTENT) {
             *why = "entry changed while reading";
             return -1;
         }
@@ -355,7 +339,7 @@ ssize_t store_content_read(struct store_content *c, void *p, size_t n, const cha
     }
     if (n > c->left)
         n = c->left;
-    if (sr_pread(c->fd, p, n, c->pos) < 0) {
+    if (io_pread_full(c->fd, p, n, c->pos) < 0) {
         *why = "read error";
         return -1;
     }
