@@ -15,23 +15,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.environ.get("B", "build")
 HELPER = os.path.join(ROOT, BUILD, "t", "helpers", "dsn_make")
 
-count = 0
-failed = 0
-
-
-def ok(cond, name):
-    global count, failed
-    count += 1
-    if not cond:
-        failed += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (count, name))
-    sys.stdout.flush()
-    return cond
-
-
-def diag(text):
-    for line in str(text).splitlines():
-        print("# " + line)
+sys.path.insert(0, os.path.join(ROOT, "t", "lib"))
+from tap import diag, done, ok  # noqa: E402
 
 
 ORIGINAL = (b"From: Alice <alice@example.org>\r\n"
@@ -348,5 +333,4 @@ for t in (fail_report, hdrs_report, delay_report, eight_bit_original, relayed_re
         t()
     except Exception as e:  # a crash is a failure, not a silent skip
         ok(False, "%s raised %r" % (t.__name__, e))
-print("1..%d" % count)
-sys.exit(1 if failed else 0)
+done()

@@ -23,23 +23,8 @@ HELPER = os.path.join(ROOT, BUILD, "t", "helpers", "mimetree")
 CORPUS = os.environ.get("MIME_CORPUS",
                         os.path.join(os.path.dirname(ROOT), "shared", "corpus"))
 
-count = 0
-failed = 0
-
-
-def ok(cond, name):
-    global count, failed
-    count += 1
-    if not cond:
-        failed += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (count, name))
-    sys.stdout.flush()
-    return cond
-
-
-def diag(text):
-    for line in str(text).splitlines():
-        print("# " + line)
+sys.path.insert(0, os.path.join(ROOT, "t", "lib"))
+from tap import diag, done, ok, skip_all  # noqa: E402
 
 
 def run(args):
@@ -131,8 +116,7 @@ def test_golden():
 
 def main():
     if not os.path.exists(HELPER):
-        print("1..0 # SKIP %s not built" % HELPER)
-        return 0
+        skip_all("%s not built" % HELPER)
     test_golden()
     if not os.path.isdir(CORPUS):
         print("# corpus %s absent: corpus tests skipped" % CORPUS)
@@ -140,8 +124,7 @@ def main():
         test_parse_all()
         test_mimekit_summaries()
         test_clamav_payload()
-    print("1..%d" % count)
-    return 1 if failed else 0
+    done()
 
 
-sys.exit(main())
+main()
