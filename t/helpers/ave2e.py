@@ -31,6 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, '..', '..'))
 sys.path.insert(0, os.path.join(ROOT, 't', 'lib'))
 import mailgwtest  # noqa: E402
+from tap import bail, diag, done, ok, skip, skip_all  # noqa: E402,F401
 
 PYTHON = '/usr/bin/python3'
 SINK = os.path.join(ROOT, 't', 'integration', 'relay_sink.py')
@@ -41,46 +42,6 @@ TESTFILES = '/usr/share/clamav-testfiles'
 EICAR = bytes.fromhex(
     '58354f2150254041505b345c505a58353428505e2937434329377d24'
     '45494341522d5354414e444152442d414e544956495255532d544553542d46494c452124482b482a')
-
-# ---- TAP ----
-_n = 0
-_failed = 0
-
-
-def ok(cond, name):
-    global _n, _failed
-    _n += 1
-    if not cond:
-        _failed += 1
-    print('%sok %d - %s' % ('' if cond else 'not ', _n, name.replace('#', '')), flush=True)
-    return bool(cond)
-
-
-def diag(text):
-    for line in str(text).splitlines() or ['']:
-        print('# ' + line, flush=True)
-
-
-def skip(count, why):
-    global _n
-    for _ in range(count):
-        _n += 1
-        print('ok %d # skip %s' % (_n, why), flush=True)
-
-
-def skip_all(why):
-    print('1..0 # SKIP %s' % why, flush=True)
-    sys.exit(0)
-
-
-def bail(text):
-    print('Bail out! ' + str(text).splitlines()[0], flush=True)
-    sys.exit(255)
-
-
-def done():
-    print('1..%d' % _n, flush=True)
-    sys.exit(min(_failed, 254))
 
 
 def need_built():

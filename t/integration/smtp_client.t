@@ -27,36 +27,8 @@ DELIVER = os.path.join(BUILD, 't', 'helpers', 'smtp_deliver')
 SINK = '/usr/sbin/smtp-sink'
 IS_ROOT = os.geteuid() == 0
 
-# ---- TAP ----
-_n = 0
-_failed = 0
-
-
-def ok(cond, name):
-    global _n, _failed
-    _n += 1
-    if not cond:
-        _failed += 1
-    print('%sok %d - %s' % ('' if cond else 'not ', _n, name), flush=True)
-    return cond
-
-
-def is_(got, want, name):
-    r = ok(got == want, name)
-    if not r:
-        diag('got:  %r' % (got,))
-        diag('want: %r' % (want,))
-    return r
-
-
-def diag(msg):
-    for line in str(msg).splitlines():
-        print('# ' + line, flush=True)
-
-
-def done():
-    print('1..%d' % _n, flush=True)
-    sys.exit(1 if _failed else 0)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'lib'))
+from tap import diag, done, is_, ok, skip  # noqa: E402
 
 
 def free_port():
@@ -620,7 +592,7 @@ def test_concurrency(tmp, gw):
 def test_tls(tmp, base):
     certs = make_cert(tmp)
     if not certs:
-        ok(True, '# SKIP openssl could not make a certificate')
+        skip(1, 'openssl could not make a certificate')
         return
     gw = Daemon(tmp, 'tlsmay', '[mailgw.tls]\nClientTLS=may\n')
     srv = Server(tls=certs)

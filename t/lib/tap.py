@@ -1,4 +1,5 @@
-"""tap - TAP output for the Python tests: ok, is_, diag, skip_all, done."""
+"""tap - TAP output for the Python tests: ok, is_, diag, skip, bail,
+skip_all, done."""
 import sys
 
 _count = 0
@@ -6,14 +7,15 @@ _failed = 0
 
 
 def ok(cond, name):
-    """One test line; returns cond."""
+    """One test line ('#' dropped from the name: never a directive);
+    returns cond as a bool."""
     global _count, _failed
     _count += 1
     if not cond:
         _failed += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (_count, name))
+    print(("ok %d - %s" if cond else "not ok %d - %s") % (_count, str(name).replace("#", "")))
     sys.stdout.flush()
-    return cond
+    return bool(cond)
 
 
 def is_(got, want, name):
@@ -27,6 +29,21 @@ def diag(text):
     for line in str(text).splitlines():
         print("# " + line)
     sys.stdout.flush()
+
+
+def skip(count, why):
+    """count tests skipped."""
+    global _count
+    for _ in range(count):
+        _count += 1
+        print("ok %d # skip %s" % (_count, why))
+    sys.stdout.flush()
+
+
+def bail(text):
+    print("Bail out! " + (str(text).splitlines() or [""])[0])
+    diag(text)
+    sys.exit(255)
 
 
 def skip_all(why):
