@@ -45,6 +45,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'lib'))
 import mailgwtest  # noqa: E402
+from tap import bail, diag, failures, ok  # noqa: E402
 
 TARGET = int(os.environ.get('CRASH_MESSAGES', '2000'))
 MAX_ATTEMPTS = TARGET * 4          # bound on the Python load
@@ -56,31 +57,6 @@ SS_SENDER = 'ss@source.test'
 SS_RCPT = 'ssr@example.test'
 SS_SIZE = 3000
 QDIRS = ('incoming', 'active', 'deferred')
-
-# ---- TAP ----
-_n = 0
-_failed = 0
-
-
-def ok(cond, name):
-    global _n, _failed
-    _n += 1
-    if not cond:
-        _failed += 1
-    print('%sok %d - %s' % ('' if cond else 'not ', _n, name), flush=True)
-    return cond
-
-
-def diag(text):
-    for line in str(text).splitlines() or ['']:
-        print('# ' + line, flush=True)
-
-
-def bail(text):
-    print('Bail out! ' + text.splitlines()[0], flush=True)
-    diag(text)
-    sys.exit(255)
-
 
 # ---- the load ----
 class Load:
@@ -509,7 +485,7 @@ def run(gw, r, seed, use_ss):
 
     files = scan_queue(qdir)
     verify(load, files, qdir, ref_body, ss_ref_qid)
-    return 0 if _failed == 0 else 1
+    return 0 if failures() == 0 else 1
 
 
 def verify(load, files, qdir, ref_body, ss_ref_qid):

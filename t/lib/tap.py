@@ -51,6 +51,11 @@ def skip_all(why):
     sys.exit(0)
 
 
+def failures():
+    """Failed tests so far (for a test that prints its plan up front)."""
+    return _failed
+
+
 def done():
     """The plan, then exit with the number of failures (0: all passed)."""
     print("1..%d" % _count)
