@@ -83,7 +83,6 @@ static int qcli_connect(void)
 {
     const char *path = mailgw_config_path(NULL);
     struct conf *c = mailgw_ctl_conf(path, false);
-    struct proto_msg m;
     const char *why = NULL;
     char *sock_path;
     int fd;
@@ -111,16 +110,11 @@ static int qcli_connect(void)
         return -1;
     }
     free(sock_path);
-    proto_msg_init(&m);
-    if (proto_send_hello(fd, "quarantine", 1) < 0 || proto_recv(fd, &m, QCLI_TIMEOUT_MS, &why) < 0
-        || proto_get_str(&m, "status") == NULL || strcmp(proto_get_str(&m, "status"), "ok") != 0) {
-        qcli_err("the quarantine daemon refused the connection%s%s", why ? ": " : "",
-                 why ? why : "");
-        proto_msg_free(&m);
+    if (proto_hello_call(fd, "quarantine", 1, QCLI_TIMEOUT_MS, &why) < 0) {
+        qcli_err("the quarantine daemon refused the connection: %s", why);
         close(fd);
         return -1;
     }
-    proto_msg_free(&m);
     return fd;
 }
 

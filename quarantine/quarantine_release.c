@@ -55,7 +55,6 @@ static int quar_qmgr_call(int sock, const struct proto_msg *req, struct proto_ms
 static int quar_qmgr_connect(struct quar *q, const char **why)
 {
     char *path = server_queue_file(q->srv, "private/qmgr");
-    struct proto_msg ans;
     int sock = proto_connect(path);
 
     free(path);
@@ -63,18 +62,10 @@ static int quar_qmgr_connect(struct quar *q, const char **why)
         *why = "cannot connect to qmgr (private/qmgr)";
         return -1;
     }
-    proto_msg_init(&ans);
-    if (proto_send_hello(sock, "qmgr-commit", 1) < 0
-        || proto_recv(sock, &ans, QUAR_QMGR_TIMEOUT_MS, why) < 0
-        || proto_get_str(&ans, "status") == NULL
-        || strcmp(proto_get_str(&ans, "status"), "ok") != 0) {
-        if (*why == NULL)
-            *why = "qmgr refused the hello";
-        proto_msg_free(&ans);
+    if (proto_hello_call(sock, "qmgr-commit", 1, QUAR_QMGR_TIMEOUT_MS, why) < 0) {
         close(sock);
         return -1;
     }
-    proto_msg_free(&ans);
     return sock;
 }
 

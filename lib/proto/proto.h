@@ -139,5 +139,9 @@ int proto_connect(const char *path);
 /* Convenience: send the hello frame / check a received hello. */
 int proto_send_hello(int sock, const char *protoname, int version);
 int proto_check_hello(const struct proto_msg *m, const char *protoname, int version, const char **why);
+/* Blocking: send the hello on sock and wait (timeout_ms) for an answer
+ * with status="ok".  0, or -1 with *why (the socket stays open). */
+int proto_hello_call(int sock, const char *protoname, int version, int timeout_ms,
+                     const char **why);
 
 #endif

@@ -323,6 +323,27 @@ int proto_send_hello(int sock, const char *protoname, int version)
     return rc;
 }
 
+int proto_hello_call(int sock, const char *protoname, int version, int timeout_ms,
+                     const char **why)
+{
+    struct proto_msg ans;
+    const char *status;
+    int rc = -1;
+
+    proto_msg_init(&ans);
+    if (proto_send_hello(sock, protoname, version) < 0) {
+        *why = "cannot send the hello";
+    } else if (proto_recv(sock, &ans, timeout_ms, why) == 0) {
+        status = proto_get_str(&ans, "status");
+        if (status != NULL && strcmp(status, "ok") == 0)
+            rc = 0;
+        else
+            *why = "hello refused";
+    }
+    proto_msg_free(&ans);
+    return rc;
+}
+
 int proto_check_hello(const struct proto_msg *m, const char *protoname, int version,
                       const char **why)
 {

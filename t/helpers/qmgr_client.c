@@ -49,20 +49,13 @@ static void die(const char *what, const char *why)
 
 static int client_connect(void)
 {
-    struct proto_msg m;
     const char *why = NULL;
     int fd = proto_connect(sock_path);
 
     if (fd < 0)
         die("connect", sock_path);
-    if (proto_send_hello(fd, "qmgr-commit", 1) < 0)
-        die("hello", "send");
-    proto_msg_init(&m);
-    if (proto_recv(fd, &m, TIMEOUT_MS, &why) < 0)
+    if (proto_hello_call(fd, "qmgr-commit", 1, TIMEOUT_MS, &why) < 0)
         die("hello", why);
-    if (!proto_get_str(&m, "status") || strcmp(proto_get_str(&m, "status"), "ok") != 0)
-        die("hello", "refused");
-    proto_msg_free(&m);
     return fd;
 }
 

@@ -111,7 +111,6 @@ static void inject_one(int fd, char **argv, int argc, bool noscan)
 
 int main(int argc, char **argv)
 {
-    struct proto_msg ans;
     const char *why = NULL;
     long count = 1;
     bool noscan = false;
@@ -131,12 +130,8 @@ int main(int argc, char **argv)
         die("usage", "qmgr_inject [-n COUNT] [-N] SOCKET AGE_SECONDS SENDER NOTIFY RCPT...");
     if ((fd = proto_connect(argv[0])) < 0)
         die("connect", argv[0]);
-    if (proto_send_hello(fd, "qmgr-commit", 1) < 0)
-        die("hello", "send");
-    proto_msg_init(&ans);
-    if (proto_recv(fd, &ans, 5000, &why) < 0)
+    if (proto_hello_call(fd, "qmgr-commit", 1, 5000, &why) < 0)
         die("hello", why);
-    proto_msg_free(&ans);
     for (long i = 0; i < count; i++)
         inject_one(fd, argv, argc, noscan);
     close(fd);

@@ -675,6 +675,35 @@ static void test_hello_connect(void)
     ok(proto_connect(longpath) < 0 && errno == ENAMETOOLONG, "too long a path fails");
 }
 
+/* proto_hello_call: the hello goes out, only status="ok" passes, no
+ * answer times out (the peer's answers are queued before the call). */
+static void test_hello_call(void)
+{
+    struct proto_msg m;
+    const char *why = NULL;
+    int sv[2];
+
+    make_pair(sv);
+    proto_msg_init(&m);
+    proto_put_str(&m, "status", "error");
+    ok(proto_send(sv[1], &m) == 0, "peer queues a refusal");
+    ok(proto_hello_call(sv[0], "quarantine", 1, 2000, &why) < 0, "refused hello fails");
+    is_str(why, "hello refused", "its reason");
+    proto_msg_reset(&m);
+    ok(proto_recv(sv[1], &m, 2000, &why) == 0 && proto_check_hello(&m, "quarantine", 1, &why) == 0,
+       "the peer got our hello");
+    proto_msg_reset(&m);
+    proto_put_str(&m, "status", "ok");
+    ok(proto_send(sv[1], &m) == 0 && proto_hello_call(sv[0], "quarantine", 1, 2000, &why) == 0,
+       "accepted hello passes");
+    why = NULL;
+    ok(proto_hello_call(sv[0], "quarantine", 1, 100, &why) < 0 && why != NULL,
+       "no answer: fails (%s)", why ? why : "?");
+    proto_msg_free(&m);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 /* proto_send of a big frame to a peer that reads slowly (partial writes). */
 static void test_partial_writes(void)
 {
@@ -721,6 +750,7 @@ int main(void)
     test_conn_extra_fds();
     test_conn_flood();
     test_hello_connect();
+    test_hello_call();
     test_partial_writes();
     return tap_done();
 }
