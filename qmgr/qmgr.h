@@ -164,6 +164,7 @@ struct qmgr {
     uint64_t incoming_ready;        /* hand-offs since start */
     struct qmgr_commit *commit;     /* protocol state (qmgr_commit.c) */
     struct qmgr_archive *archive;   /* quarantine daemon (qmgr_archive.c) */
+    struct qmgr_spares *spares;     /* files kept for reuse (qmgr_spare.c) */
     bool send_suspended;            /* "send-off" from the administrator */
     bool stopping;
 
@@ -194,15 +195,15 @@ struct qmgr {
     time_t smtp_retry_at;           /* no connection to smtp until then */
 };
 
-/* qmgr_spare.c: keep a removed file (from/id -> spare/) for reuse, 0 or
- * -1 (pool full or rename failed: unlink it instead); take one as a fresh
- * tmp/ID opened O_RDWR (-1: none ready, create one); the sync flush calls
- * begin before and end after its directory fsyncs; clear at start. */
+/* qmgr_spare.c: the pool (emptied at start); keep a removed file
+ * (from/id -> spare/) for reuse, 0 or -1 (pool full or rename failed:
+ * unlink it instead); a new tmp/ID opened O_RDWR, a spare when one is
+ * ready, else a created file (-1 with errno); after the sync flush's
+ * directory fsyncs, the kept spares whose directory synced become ready. */
+void qmgr_spare_init(struct qmgr *q);
 int qmgr_spare_keep(struct qmgr *q, enum qmgr_dir from, const char *id);
-int qmgr_spare_take(struct qmgr *q, char id[QUEUE_ID_SIZE]);
-void qmgr_spare_sync_begin(void);
-void qmgr_spare_sync_end(struct qmgr *q, const bool ok[QMGR_NDIRS]);
-void qmgr_spare_clear(void);
+int qmgr_spare_new_file(struct qmgr *q, char id[QUEUE_ID_SIZE]);
+void qmgr_spare_synced(struct qmgr *q, const bool ok[QMGR_NDIRS]);
 
 /* Directory names, indexed by enum qmgr_dir ("tmp", "incoming", ...). */
 extern const char *const qmgr_dir_names[QMGR_NDIRS];

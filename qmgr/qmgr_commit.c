@@ -323,8 +323,7 @@ static void qmgr_req_new(struct qmgr_conn *c)
         qmgr_conn_error(c, 452, "4.3.1 Insufficient system storage");
         return;
     }
-    if ((f.fd = qmgr_spare_take(q, f.id)) < 0 &&
-        (f.fd = queue_id_create(q->dir_fd[QMGR_TMP], f.id)) < 0) {
+    if ((f.fd = qmgr_spare_new_file(q, f.id)) < 0) {
         log_warn("cannot create a queue file in %s/tmp: %m", q->queue_path);
         qmgr_conn_error(c, 451, "4.3.0 cannot create queue file");
         return;

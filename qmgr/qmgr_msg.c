@@ -191,7 +191,6 @@ static void qmgr_sync_flush(evutil_socket_t fd, short what, void *arg)
 
     q->sync = NULL;         /* callbacks may start a new batch */
     q->nsync = q->capsync = 0;
-    qmgr_spare_sync_begin();
     for (int d = 0; d < QMGR_NDIRS; d++) {
         ok[d] = true;
         if (!q->dir_dirty[d])
@@ -202,7 +201,7 @@ static void qmgr_sync_flush(evutil_socket_t fd, short what, void *arg)
             ok[d] = false;
         }
     }
-    qmgr_spare_sync_end(q, ok);
+    qmgr_spare_synced(q, ok);
     for (size_t i = 0; i < n; i++) {
         struct qmgr_msg *m = items[i].m;
         m->syncing = false;

@@ -86,12 +86,9 @@ static int qmgr_notes_copy(struct qmgr *q, struct qmgr_msg *m, char newid[QUEUE_
 {
     struct buf post = BUF_INIT;
     struct stat st;
-    /* a spare inode when there is one (qmgr_spare.c): the rewrite starts
-     * at offset 0 and truncates after END, as a recycled file needs */
-    int fd = qmgr_spare_take(q, newid);
-
-    if (fd < 0)
-        fd = queue_id_create(q->dir_fd[QMGR_TMP], newid);
+    /* maybe a recycled file (qmgr_spare.c): the rewrite starts at offset
+     * 0 and truncates after END, as such a file needs */
+    int fd = qmgr_spare_new_file(q, newid);
 
     if (fd < 0) {
         *why = "cannot create a file in tmp/";

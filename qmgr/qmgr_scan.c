@@ -226,7 +226,7 @@ void qmgr_scan_startup(struct qmgr *q)
     q->count[QMGR_TMP] = 0;
     if (changed)
         qmgr_scan_sync_dir(q, QMGR_TMP);
-    qmgr_spare_clear();
+    qmgr_spare_init(q);
     changed = false;
     qmgr_scan_each(q, QMGR_SPARE, qmgr_scan_spare_one, &changed);
     qmgr_scan_each(q, QMGR_CORRUPT, qmgr_scan_count_one, &moved);

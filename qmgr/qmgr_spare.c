@@ -1,8 +1,8 @@
 /*
  * qmgr_spare - removed queue files kept for reuse (spare/).
  *
- * Interface: qmgr_spare_keep(), qmgr_spare_take(), qmgr_spare_sync_begin(),
- * qmgr_spare_sync_end(), qmgr_spare_clear() (qmgr.h).
+ * Interface: qmgr_spare_init(), qmgr_spare_keep(), qmgr_spare_new_file(),
+ * qmgr_spare_synced() (qmgr.h).
  *
  * A message that is done is renamed into spare/ instead of unlinked, and
  * the next "new" queue file is that inode under a fresh ID
@@ -13,9 +13,10 @@
  * a rename each way, and the new message overwrites the old blocks.
  *
  * Durability: a spare is taken only after the fsync of the directory it
- * left (the batch of qmgr_sync_flush that began after it was kept), so
- * after a crash no queue name can still point at an inode that holds
- * another message.  A failed fsync removes the spares that depended on
+ * left: every keep marks that directory for the next qmgr_sync_flush,
+ * whose fsyncs run with no keep in between, so all spares waiting when
+ * it calls qmgr_spare_synced were covered.  After a crash no queue name
+ * can still point at an inode that holds another message.  A failed fsync removes the spares that depended on
  * it.  At start spare/ is emptied (qmgr_scan_startup); the pool is
  * bounded (QMGR_SPARE_MAX), beyond it files are unlinked as before.
  *
@@ -34,6 +35,7 @@
 
 #include "queue/queue_id.h"
 #include "util/log.h"
+#include "util/mem.h"
 
 #define QMGR_SPARE_MAX 512
 #define QMGR_SPARE_NAME 24
@@ -47,91 +49,77 @@ struct qmgr_spares {
     struct qmgr_spare ring[QMGR_SPARE_MAX];
     size_t head, len;           /* ring[head..head+len): oldest first */
     size_t ready;               /* the first `ready` may be taken */
-    size_t syncing;             /* the first `syncing` wait for this flush */
     unsigned next;
 };
-
-static struct qmgr_spares spares;
 
 static void qmgr_spare_name(char out[QMGR_SPARE_NAME], unsigned n)
 {
     snprintf(out, QMGR_SPARE_NAME, ".s-%u", n);
 }
 
-static struct qmgr_spare *qmgr_spare_at(size_t i)
+static struct qmgr_spare *qmgr_spare_at(struct qmgr_spares *sp, size_t i)
 {
-    return &spares.ring[(spares.head + i) % QMGR_SPARE_MAX];
+    return &sp->ring[(sp->head + i) % QMGR_SPARE_MAX];
+}
+
+void qmgr_spare_init(struct qmgr *q)
+{
+    if (q->spares == NULL)
+        q->spares = xcalloc(1, sizeof *q->spares);
+    q->spares->head = q->spares->len = q->spares->ready = 0;
 }
 
 int qmgr_spare_keep(struct qmgr *q, enum qmgr_dir from, const char *id)
 {
+    struct qmgr_spares *sp = q->spares;
     char name[QMGR_SPARE_NAME];
-    struct qmgr_spare *sp;
+    struct qmgr_spare *s;
 
-    if (spares.len == QMGR_SPARE_MAX)
+    if (sp->len == QMGR_SPARE_MAX)
         return -1;
-    qmgr_spare_name(name, spares.next);
+    qmgr_spare_name(name, sp->next);
     if (renameat(q->dir_fd[from], id, q->dir_fd[QMGR_SPARE], name) < 0)
         return -1;
-    sp = qmgr_spare_at(spares.len++);
-    sp->n = spares.next++;
-    sp->from = from;
+    s = qmgr_spare_at(sp, sp->len++);
+    s->n = sp->next++;
+    s->from = from;
     return 0;
 }
 
-int qmgr_spare_take(struct qmgr *q, char id[QUEUE_ID_SIZE])
+int qmgr_spare_new_file(struct qmgr *q, char id[QUEUE_ID_SIZE])
 {
+    struct qmgr_spares *sp = q->spares;
     char name[QMGR_SPARE_NAME];
 
-    while (spares.ready > 0) {
-        struct qmgr_spare *sp = qmgr_spare_at(0);
+    while (sp->ready > 0) {
         int fd;
 
-        qmgr_spare_name(name, sp->n);
-        spares.head = (spares.head + 1) % QMGR_SPARE_MAX;
-        spares.len--;
-        spares.ready--;
-        if (spares.syncing > 0)
-            spares.syncing--;
+        qmgr_spare_name(name, qmgr_spare_at(sp, 0)->n);
+        sp->head = (sp->head + 1) % QMGR_SPARE_MAX;
+        sp->len--;
+        sp->ready--;
         fd = queue_id_recycle(q->dir_fd[QMGR_SPARE], name, q->dir_fd[QMGR_TMP], id);
         if (fd >= 0)
             return fd;
         log_debug("spare/%s not reused: %m", name);
     }
-    return -1;
+    return queue_id_create(q->dir_fd[QMGR_TMP], id);
 }
 
-void qmgr_spare_sync_begin(void)
+void qmgr_spare_synced(struct qmgr *q, const bool ok[QMGR_NDIRS])
 {
-    spares.syncing = spares.len;
-}
-
-void qmgr_spare_sync_end(struct qmgr *q, const bool ok[QMGR_NDIRS])
-{
+    struct qmgr_spares *sp = q->spares;
     char name[QMGR_SPARE_NAME];
-    size_t keep = spares.ready;
+    size_t keep = sp->ready;
 
-    /* spares kept during the callbacks stay behind for the next flush */
-    for (size_t i = spares.ready; i < spares.syncing; i++) {
-        struct qmgr_spare *sp = qmgr_spare_at(i);
-        if (ok[sp->from]) {
-            *qmgr_spare_at(keep++) = *sp;
+    for (size_t i = sp->ready; i < sp->len; i++) {
+        struct qmgr_spare *s = qmgr_spare_at(sp, i);
+        if (ok[s->from]) {
+            *qmgr_spare_at(sp, keep++) = *s;
             continue;
         }
-        qmgr_spare_name(name, sp->n);
+        qmgr_spare_name(name, s->n);
         (void)unlinkat(q->dir_fd[QMGR_SPARE], name, 0);
     }
-    if (keep < spares.syncing) {
-        size_t dropped = spares.syncing - keep;
-        for (size_t i = spares.syncing; i < spares.len; i++)
-            *qmgr_spare_at(i - dropped) = *qmgr_spare_at(i);
-        spares.len -= dropped;
-    }
-    spares.ready = keep;
-    spares.syncing = 0;
-}
-
-void qmgr_spare_clear(void)
-{
-    spares.head = spares.len = spares.ready = spares.syncing = 0;
+    sp->len = sp->ready = keep;
 }
