@@ -390,13 +390,12 @@ static void qmgr_msg_run(evutil_socket_t fd, short what, void *arg)
     struct qmgr_msg *m, *next;
 
     for (m = TAILQ_FIRST(&q->waiting); m && !q->stopping; m = next) {
+        bool can_scan = scan && q->nscanning < q->set.scan_sessions;
+        bool can_send = smtp_ok && q->nloaded < QMGR_ACTIVE_MAX;
+
         next = TAILQ_NEXT(m, wait);
-        /* Nothing can move on (delivery agent absent or the active limit
-         * reached, no scan slot free): stop, not walk a backlog of
-         * thousands once per commit. */
-        if ((!smtp_ok || q->nloaded >= QMGR_ACTIVE_MAX) &&
-            (!scan || q->nscanning >= q->set.scan_sessions))
-            break;
+        if (!can_scan && !can_send)
+            break;      /* not walk a backlog of thousands once per commit */
         if (m->next_try > now || m->syncing)
             continue;
         if (scan && !m->noscan && m->released) {
@@ -404,16 +403,15 @@ static void qmgr_msg_run(evutil_socket_t fd, short what, void *arg)
             m->noscan = true;
         }
         if (scan && !m->noscan) {
-            if (q->nscanning >= q->set.scan_sessions)
+            if (!can_scan)
                 continue;
             TAILQ_REMOVE(&q->waiting, m, wait);
             m->in_wait = false;
             qmgr_scanstep_start(q, m);
             continue;
         }
-        if (!smtp_ok || q->nloaded >= QMGR_ACTIVE_MAX)
-            continue;
-        qmgr_msg_activate(q, m);
+        if (can_send)
+            qmgr_msg_activate(q, m);
     }
     qmgr_sched_dispatch(q);
 }
