@@ -194,6 +194,7 @@ static void qmgr_conn_error(struct qmgr_conn *c, int code, const char *reason)
     qmgr_conn_send(c, &m);
 }
 
+/* fd (or -1) goes with the answer and is closed after it. */
 static void qmgr_conn_ok(struct qmgr_conn *c, const char *id, int fd)
 {
     struct proto_msg m;
@@ -203,7 +204,7 @@ static void qmgr_conn_ok(struct qmgr_conn *c, const char *id, int fd)
     if (id)
         proto_put_str(&m, "id", id);
     if (fd >= 0)
-        proto_put_fd(&m, fd);
+        proto_give_fd(&m, fd);
     qmgr_conn_send(c, &m);
 }
 
@@ -343,7 +344,6 @@ static void qmgr_req_new(struct qmgr_conn *c)
     c->files[c->nfiles++] = f;
     q->commit->in_progress++;
     qmgr_conn_ok(c, f.id, client_fd);
-    close(client_fd);
 }
 
 static void qmgr_batch_add(struct qmgr_conn *c, const char *id, const struct queue_file *qf,

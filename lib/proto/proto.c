@@ -176,12 +176,19 @@ void proto_put_data(struct proto_msg *m, const char *name, const void *p, size_t
     msg_put(m, PROTO_DATA, name, NAMELEN(name), p, len);
 }
 
-void proto_put_fd(struct proto_msg *m, int fd)
+void proto_give_fd(struct proto_msg *m, int fd)
 {
     /* Past the limit nfds still counts up, so proto_encode refuses. */
     if (m->nfds < PROTO_MAX_FDS)
-        m->fds[m->nfds] = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        m->fds[m->nfds] = fd;
+    else if (fd >= 0)
+        close(fd);
     m->nfds++;
+}
+
+void proto_put_fd(struct proto_msg *m, int fd)
+{
+    proto_give_fd(m, fcntl(fd, F_DUPFD_CLOEXEC, 0));
 }
 
 static const struct proto_attr *msg_find(const struct proto_msg *m, const char *name,

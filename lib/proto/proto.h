@@ -69,6 +69,8 @@ void proto_put_int(struct proto_msg *m, const char *name, int64_t value);
 void proto_put_data(struct proto_msg *m, const char *name, const void *p, size_t len);
 /* The message takes a dup of fd (caller keeps its own). */
 void proto_put_fd(struct proto_msg *m, int fd);
+/* The message takes fd itself (closed when the message is freed). */
+void proto_give_fd(struct proto_msg *m, int fd);
 
 /* Lookups: first attribute of that name and type.  NULL / -1 when absent
  * or of another type.  proto_get_str returns a NUL-terminated string. */

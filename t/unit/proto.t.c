@@ -675,6 +675,31 @@ static void test_hello_connect(void)
     ok(proto_connect(longpath) < 0 && errno == ENAMETOOLONG, "too long a path fails");
 }
 
+/* proto_give_fd: the message owns the fd, sends it, and closes it. */
+static void test_give_fd(void)
+{
+    struct proto_msg m, got;
+    const char *why = NULL;
+    int sv[2], p[2];
+
+    make_pair(sv);
+    if (pipe2(p, O_CLOEXEC) < 0)
+        exit(2);
+    proto_msg_init(&m);
+    proto_give_fd(&m, p[0]);
+    ok(proto_send(sv[0], &m) == 0, "a given fd is sent");
+    proto_msg_free(&m);
+    errno = 0;
+    ok(fcntl(p[0], F_GETFD) < 0 && errno == EBADF, "and closed with the message");
+    proto_msg_init(&got);
+    ok(proto_recv(sv[1], &got, 2000, &why) == 0 && proto_take_fd(&got, 0) >= 0,
+       "the peer got it");
+    proto_msg_free(&got);
+    close(p[1]);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 /* proto_hello_call: the hello goes out, only status="ok" passes, no
  * answer times out (the peer's answers are queued before the call). */
 static void test_hello_call(void)
@@ -751,6 +776,7 @@ int main(void)
     test_conn_flood();
     test_hello_connect();
     test_hello_call();
+    test_give_fd();
     test_partial_writes();
     return tap_done();
 }
