@@ -135,6 +135,17 @@ static int queue_id_rename(int fromfd, const char *from, int tofd, const char *t
     return 0;
 }
 
+/* Remove dirfd/name and close fd, keeping errno: a file that gets no ID. */
+static int queue_id_drop(int dirfd, const char *name, int fd)
+{
+    int saved = errno;
+
+    (void)unlinkat(dirfd, name, 0);
+    close(fd);
+    errno = saved;
+    return -1;
+}
+
 /* Name the open file fromfd/name (inode ino) tofd/ID with a fresh time;
  * on failure the file is removed and fd closed. */
 static int queue_id_name(int fromfd, const char *name, int tofd, int fd, uint64_t ino,
@@ -148,15 +159,10 @@ static int queue_id_name(int fromfd, const char *name, int tofd, int fd, uint64_
         if (queue_id_rename(fromfd, name, tofd, id) == 0)
             return fd;
         if (errno != EEXIST)
-            goto fail;
+            return queue_id_drop(fromfd, name, fd);
     }
     errno = EEXIST;
-fail:;
-    int saved = errno;
-    (void)unlinkat(fromfd, name, 0);
-    close(fd);
-    errno = saved;
-    return -1;
+    return queue_id_drop(fromfd, name, fd);
 }
 
 int queue_id_create(int dirfd, char id[QUEUE_ID_SIZE])
@@ -170,13 +176,8 @@ int queue_id_create(int dirfd, char id[QUEUE_ID_SIZE])
     fd = openat(dirfd, tmpname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return -1;
-    if (fstat(fd, &st) < 0) {
-        int saved = errno;
-        (void)unlinkat(dirfd, tmpname, 0);
-        close(fd);
-        errno = saved;
-        return -1;
-    }
+    if (fstat(fd, &st) < 0)
+        return queue_id_drop(dirfd, tmpname, fd);
     return queue_id_name(dirfd, tmpname, dirfd, fd, (uint64_t)st.st_ino, id);
 }
 
@@ -202,10 +203,8 @@ int queue_id_recycle(int sparefd, const char *name, int dirfd, char id[QUEUE_ID_
         return -1;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
         st.st_uid != geteuid() || !queue_id_sole_opener(fd) || fchmod(fd, 0600) < 0) {
-        (void)unlinkat(sparefd, name, 0);
-        close(fd);
         errno = EBUSY;
-        return -1;
+        return queue_id_drop(sparefd, name, fd);
     }
     return queue_id_name(sparefd, name, dirfd, fd, (uint64_t)st.st_ino, id);
 }
