@@ -47,9 +47,9 @@ static inline char *data_mid(struct smtpd_data *d, char *o, char c)
     return o;
 }
 
-static inline void data_count(struct smtpd_data *d)
+static inline void data_count(struct smtpd_data *d, size_t n)
 {
-    d->line_len++;
+    d->line_len += n;
     if (d->line_max && d->line_len > d->line_max)
         d->flags |= SMTPD_DATA_LONG_LINE;
 }
@@ -57,7 +57,7 @@ static inline void data_count(struct smtpd_data *d)
 /* One byte; returns the new output position.  Sets ST_END at the end. */
 static char *data_byte(struct smtpd_data *d, char *o, char c)
 {
-    data_count(d);
+    data_count(d, 1);
     switch (d->state) {
     case ST_BOL:
         if (c == '.' && d->mode == SMTPD_DATA_DOT) {
@@ -131,13 +131,11 @@ int smtpd_data_feed(struct smtpd_data *d, const char *in, size_t n,
     o = out->data + out->len;
     for (i = 0; i < n; i++) {
         /* Fast path: the plain bytes inside a line, up to the next CR, LF
-         * or NUL, found with memchr and copied at once. */
+         * or NUL (data_plain_span), copied at once. */
         if (d->state == ST_MID) {
             size_t span = data_plain_span(in + i, n - i);
             if (span > 0) {
-                d->line_len += span;
-                if (d->line_max && d->line_len > d->line_max)
-                    d->flags |= SMTPD_DATA_LONG_LINE;
+                data_count(d, span);
                 memcpy(o, in + i, span);
                 o += span;
                 i += span;

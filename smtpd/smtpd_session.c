@@ -112,6 +112,13 @@ static void reply_account(struct smtpd_session *s, int code)
     s->last_verb = -1;
 }
 
+/* A plain session: a socket bufferevent, whose I/O we do ourselves where
+ * libevent's is slow (replies, message data); a TLS one owns its fd. */
+static bool session_plain(const struct smtpd_session *s)
+{
+    return !s->fd_in_bev;
+}
+
 /* Replies of a plain session collect in the output buffer and are written
  * once at the end of the loop round (session_flush_cb), straight to the
  * socket: the replies to a pipelined group go out in one write, and the
@@ -121,7 +128,7 @@ static void reply_write(struct smtpd_session *s, const char *text, size_t len)
 {
     evbuffer_add(bufferevent_get_output(s->bev), text, len);
     evbuffer_add(bufferevent_get_output(s->bev), "\r\n", 2);
-    if (!s->fd_in_bev && !s->flush_queued) {
+    if (session_plain(s) && !s->flush_queued) {
         s->flush_queued = true;
         event_active(s->flush, EV_WRITE, 0);
     }
@@ -142,7 +149,7 @@ static void session_flush_cb(evutil_socket_t fd, short what, void *arg)
     struct evbuffer *out;
 
     s->flush_queued = false;
-    if (!s->bev || s->fd_in_bev)
+    if (!s->bev || !session_plain(s))
         return;
     out = bufferevent_get_output(s->bev);
     /* the bufferevent keeps its output's start frozen between its own
@@ -214,7 +221,7 @@ void smtpd_close(struct smtpd_session *s)
     bufferevent_set_timeouts(s->bev, NULL, &(struct timeval){s->d->lim.write_timeout, 0});
     if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
         event_active(s->timer, EV_WRITE, 0);    /* free from the loop */
-    else if (s->fd_in_bev)
+    else if (!session_plain(s))
         bufferevent_enable(s->bev, EV_WRITE);
     /* else the queued flush writes it and frees the session */
 }
@@ -512,7 +519,7 @@ static void session_read_more(struct smtpd_session *s)
 {
     struct evbuffer *in = bufferevent_get_input(s->bev);
 
-    if (s->fd_in_bev || (s->state != SMTPD_S_DATA && s->state != SMTPD_S_BDAT))
+    if (!session_plain(s) || (s->state != SMTPD_S_DATA && s->state != SMTPD_S_BDAT))
         return;
     evbuffer_unfreeze(in, 0);   /* the bufferevent freezes the end between reads */
     for (int i = 0; i < 4; i++) {
@@ -564,7 +571,7 @@ static void session_write_cb(struct bufferevent *bev, void *arg)
 {
     struct smtpd_session *s = arg;
 
-    if (!s->fd_in_bev)
+    if (session_plain(s))
         bufferevent_disable(bev, EV_WRITE);     /* until a flush leaves a rest */
     session_drained(s);
 }
@@ -609,11 +616,11 @@ void smtpd_session_rebind(struct smtpd_session *s, struct bufferevent *bev)
     bufferevent_setcb(bev, session_read_cb, session_write_cb, session_event_cb, s);
     bufferevent_setwatermark(bev, EV_READ, 0, SMTPD_INPUT_HIGH);
     bufferevent_set_timeouts(bev, &rt, &wt);
-    if (s->fd_in_bev) {
-        bufferevent_enable(bev, EV_READ | EV_WRITE);
-    } else {
+    if (session_plain(s)) {
         bufferevent_disable(bev, EV_WRITE);     /* on by default: flushes write */
         bufferevent_enable(bev, EV_READ);
+    } else {
+        bufferevent_enable(bev, EV_READ | EV_WRITE);
     }
 }
 
