@@ -131,20 +131,15 @@ printf "%-7s %-5s | %10s %10s %8s | %10s %10s %8s | %7s %7s\n" size sess \
 for size in $SIZES; do
     count=$COUNT_SMALL; [ "$size" -gt 16384 ] && count=$COUNT_LARGE
     for sess in $SESSIONS; do
-        if [ "$REPEAT" = 1 ]; then
-            read -r mr mc md < <(run mailgw $MGPORT "$size" "$sess" "$count")
-            read -r pr pc pd < <(run postfix $PFPORT "$size" "$sess" "$count")
-        else
-            ma=""; pa=""
-            for _ in $(seq "$REPEAT"); do      # alternating: the same noise for both
-                ma="$ma$(run mailgw $MGPORT "$size" "$sess" "$count")
+        ma=""; pa=""
+        for _ in $(seq "$REPEAT"); do          # alternating: the same noise for both
+            ma="$ma$(run mailgw $MGPORT "$size" "$sess" "$count")
 "
-                pa="$pa$(run postfix $PFPORT "$size" "$sess" "$count")
+            pa="$pa$(run postfix $PFPORT "$size" "$sess" "$count")
 "
-            done
-            read -r mr mc md < <(printf '%s' "$ma" | median_columns 3)
-            read -r pr pc pd < <(printf '%s' "$pa" | median_columns 3)
-        fi
+        done
+        read -r mr mc md < <(printf '%s' "$ma" | median_columns 3)
+        read -r pr pc pd < <(printf '%s' "$pa" | median_columns 3)
         printf "%-7s %-5s | %10s %10s %8s | %10s %10s %8s | %7s %7s\n" "$size" "$sess" \
             "$mr" "$mc" "$md" "$pr" "$pc" "$pd" \
             "$(awk -v a="$mr" -v b="$pr" 'BEGIN { printf "%.2f", a / b }')" \
