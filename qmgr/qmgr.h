@@ -195,13 +195,14 @@ struct qmgr {
     time_t smtp_retry_at;           /* no connection to smtp until then */
 };
 
-/* qmgr_spare.c: the pool (emptied at start); keep a removed file
- * (from/id -> spare/) for reuse, 0 or -1 (pool full or rename failed:
- * unlink it instead); a new tmp/ID opened O_RDWR, a spare when one is
- * ready, else a created file (-1 with errno); after the sync flush's
- * directory fsyncs, the kept spares whose directory synced become ready. */
+/* qmgr_spare.c: the pool (emptied at start); remove from/id, keeping the
+ * inode for reuse when the pool has room (from/ is fsynced by the next
+ * sync flush), 0 or -1 with errno; a new tmp/ID opened O_RDWR, a spare
+ * when one is ready, else a created file (-1 with errno); after the sync
+ * flush's directory fsyncs, the kept spares whose directory synced become
+ * ready. */
 void qmgr_spare_init(struct qmgr *q);
-int qmgr_spare_keep(struct qmgr *q, enum qmgr_dir from, const char *id);
+int qmgr_spare_remove(struct qmgr *q, enum qmgr_dir from, const char *id);
 int qmgr_spare_new_file(struct qmgr *q, char id[QUEUE_ID_SIZE]);
 void qmgr_spare_synced(struct qmgr *q, const bool ok[QMGR_NDIRS]);
 
@@ -311,7 +312,9 @@ int qmgr_notify_new(struct qmgr *q, const struct queue_envelope *env, int src_fd
                     const struct queue_file *src_qf, const void *data, size_t len, unsigned how,
                     struct qmgr_newmsg *out, const char **why);
 /* A complete tmp file (qf read from fd; freed here): NOSCAN, intake
- * mark, rename to incoming/target (NULL = its own name). */
+ * mark, rename to incoming/target (NULL = its own name).  The file that
+ * incoming/target was may be left at tmp/tmpid (qmgr_spare_remove it
+ * after qmgr_notify_sync). */
 int qmgr_notify_adopt(struct qmgr *q, int fd, const char *tmpid, const char *target,
                       struct queue_file *qf, struct qmgr_newmsg *out, const char **why);
 /* A notice from "from" to "to" with the message msg (never to <>). */

@@ -53,7 +53,7 @@ static int qmgr_bounce_queue(struct qmgr *q, struct qmgr_msg *m, const struct ds
     struct dsn_envelope de;
     struct queue_file nqf;
     const char *why = NULL;
-    int fd = queue_id_create(q->dir_fd[QMGR_TMP], newid);
+    int fd = qmgr_spare_new_file(q, newid);
     int rc = -1;
 
     if (fd < 0) {
@@ -76,9 +76,9 @@ static int qmgr_bounce_queue(struct qmgr *q, struct qmgr_msg *m, const struct ds
         } else
             rc = 0;
     }
-    if (rc < 0)
-        (void)unlinkat(q->dir_fd[QMGR_TMP], newid, 0);
     close(fd);
+    if (rc < 0)
+        (void)qmgr_spare_remove(q, QMGR_TMP, newid);
     dsn_envelope_free(&de);
     return rc;
 }

@@ -254,15 +254,12 @@ int qmgr_msg_move_nosync(struct qmgr *q, struct qmgr_msg *m, enum qmgr_dir to, q
 
 void qmgr_msg_remove(struct qmgr *q, struct qmgr_msg *m)
 {
-    if (qmgr_spare_keep(q, m->dir, m->id) < 0 && unlinkat(q->dir_fd[m->dir], m->id, 0) < 0 &&
-        errno != ENOENT) {
+    if (qmgr_spare_remove(q, m->dir, m->id) < 0) {
         log_error("%s: cannot remove %s/%s: %m", m->id, qmgr_dir_names[m->dir], m->id);
         return;
     }
     if (q->count[m->dir] > 0)
         q->count[m->dir]--;
-    q->dir_dirty[m->dir] = true;
-    event_active(q->ev_sync, EV_TIMEOUT, 0);
     log_msg("%s: removed", m->id);
     q->ctr.removed++;
     m->unsaved = false;         /* the removal is the outcome */

@@ -85,6 +85,20 @@ static int qmgr_notify_write(int fd, const struct queue_envelope *env, int src_f
     return rc;
 }
 
+/* tmp/tmpid -> incoming/target.  A file it replaces is exchanged into
+ * tmp/tmpid (for the caller to keep as a spare once incoming/ is
+ * fsynced) where the file system can (renameat2 RENAME_EXCHANGE), else
+ * replaced. */
+static int qmgr_notify_rename(struct qmgr *q, const char *tmpid, const char *target)
+{
+    int tmp = q->dir_fd[QMGR_TMP], in = q->dir_fd[QMGR_INCOMING];
+
+    if (strcmp(tmpid, target) != 0 &&
+        renameat2(tmp, tmpid, in, target, RENAME_EXCHANGE) == 0)
+        return 0;
+    return renameat(tmp, tmpid, in, target);
+}
+
 /* Flags, intake mark, rename into incoming/ of a complete, fsynced tmp
  * file (qf read from it, freed here). */
 static int qmgr_notify_place(struct qmgr *q, int fd, const char *tmpid, const char *target,
@@ -97,7 +111,7 @@ static int qmgr_notify_place(struct qmgr *q, int fd, const char *tmpid, const ch
         *why = "cannot record noscan";
     else if ((how & QMGR_NEW_INTAKE_DONE) && (fchmod(fd, 0600 | S_IXGRP) < 0 || fsync(fd) < 0))
         *why = "cannot mark the copy";
-    else if (renameat(q->dir_fd[QMGR_TMP], tmpid, q->dir_fd[QMGR_INCOMING], target) < 0)
+    else if (qmgr_notify_rename(q, tmpid, target) < 0)
         *why = "cannot rename into incoming/";
     else {
         str_copy(out->id, target, sizeof out->id);
@@ -118,7 +132,7 @@ int qmgr_notify_new(struct qmgr *q, const struct queue_envelope *env, int src_fd
 {
     char tmpid[QUEUE_ID_SIZE];
     struct queue_file qf;
-    int fd = queue_id_create(q->dir_fd[QMGR_TMP], tmpid);
+    int fd = qmgr_spare_new_file(q, tmpid);
     int rc = -1;
 
     memset(out, 0, sizeof *out);
@@ -129,9 +143,9 @@ int qmgr_notify_new(struct qmgr *q, const struct queue_envelope *env, int src_fd
     if (qmgr_notify_write(fd, env, src_fd, src_qf, data, len, why) == 0 &&
         queue_file_read(fd, &qf, why) == 0)
         rc = qmgr_notify_place(q, fd, tmpid, tmpid, &qf, how, out, why);
-    if (rc < 0)
-        (void)unlinkat(q->dir_fd[QMGR_TMP], tmpid, 0);
     close(fd);
+    if (rc < 0)
+        (void)qmgr_spare_remove(q, QMGR_TMP, tmpid);
     return rc;
 }
 

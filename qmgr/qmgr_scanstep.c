@@ -265,9 +265,17 @@ static int qmgr_scan_request(struct qmgr_scan *s, const char **why)
     else if (qmgr_verdict_req_open(q, &s->req, n) < 0)
         *why = "cannot create a file for the rewritten message";
     else {
-        for (size_t i = 0; i < s->req.nfd; i++)
-            proto_put_fd(&r, s->req.fd[i]);
-        if (proto_conn_queue(&s->pc, &h) == 0 && proto_conn_queue(&s->pc, &r) == 0)
+        size_t i = 0;
+        for (; i < s->req.nfd; i++) {
+            /* write-only: a recycled file's old bytes are not scand's */
+            int wfd = openat(q->dir_fd[QMGR_TMP], s->req.id[i], O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+            if (wfd < 0)
+                break;
+            proto_give_fd(&r, wfd);
+        }
+        if (i < s->req.nfd)
+            *why = "cannot open a file for the rewritten message";
+        else if (proto_conn_queue(&s->pc, &h) == 0 && proto_conn_queue(&s->pc, &r) == 0)
             rc = 0;
         else
             *why = "request too large";

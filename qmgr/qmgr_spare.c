@@ -1,12 +1,14 @@
 /*
  * qmgr_spare - removed queue files kept for reuse (spare/).
  *
- * Interface: qmgr_spare_init(), qmgr_spare_keep(), qmgr_spare_new_file(),
+ * Interface: qmgr_spare_init(), qmgr_spare_remove(), qmgr_spare_new_file(),
  * qmgr_spare_synced() (qmgr.h).
  *
- * A message that is done is renamed into spare/ instead of unlinked, and
- * the next "new" queue file is that inode under a fresh ID
- * (queue_id_recycle) instead of a newly created one.  On ext4 allocating
+ * A message that is done, or a tmp/ file not used (a scan request's
+ * rewrite file the scanner left empty, a report that failed), is renamed
+ * into spare/ instead of unlinked, and every new queue file (commit's
+ * "new", reports, notices, copies, rewrite files) is such an inode under
+ * a fresh ID (queue_id_recycle) instead of a newly created one.  On ext4 allocating
  * an inode skips every recently deleted one (minutes of them while the
  * inode table is dirty), and freeing one truncates and discards its
  * blocks: under load both cost more than the rest of a commit.  Reuse is
@@ -16,8 +18,9 @@
  * left: every keep marks that directory for the next qmgr_sync_flush,
  * whose fsyncs run with no keep in between, so all spares waiting when
  * it calls qmgr_spare_synced were covered.  After a crash no queue name
- * can still point at an inode that holds another message.  A failed fsync removes the spares that depended on
- * it.  At start spare/ is emptied (qmgr_scan_startup); the pool is
+ * can still point at an inode that holds another message.  tmp/ needs no
+ * fsync (it is emptied at start), so a spare from tmp/ is ready after the
+ * next flush.  A failed fsync removes the spares that depended on it.  At start spare/ is emptied (qmgr_scan_startup); the pool is
  * bounded (QMGR_SPARE_MAX), beyond it files are unlinked as before.
  *
  * Security: queue_id_recycle refuses a spare that another process can
@@ -32,6 +35,8 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <unistd.h>
+
+#include <event2/event.h>
 
 #include "queue/queue_id.h"
 #include "util/log.h"
@@ -69,7 +74,7 @@ void qmgr_spare_init(struct qmgr *q)
     q->spares->head = q->spares->len = q->spares->ready = 0;
 }
 
-int qmgr_spare_keep(struct qmgr *q, enum qmgr_dir from, const char *id)
+static int qmgr_spare_keep(struct qmgr *q, enum qmgr_dir from, const char *id)
 {
     struct qmgr_spares *sp = q->spares;
     char name[QMGR_SPARE_NAME];
@@ -83,6 +88,17 @@ int qmgr_spare_keep(struct qmgr *q, enum qmgr_dir from, const char *id)
     s = qmgr_spare_at(sp, sp->len++);
     s->n = sp->next++;
     s->from = from;
+    return 0;
+}
+
+int qmgr_spare_remove(struct qmgr *q, enum qmgr_dir from, const char *id)
+{
+    if (qmgr_spare_keep(q, from, id) < 0 && unlinkat(q->dir_fd[from], id, 0) < 0 &&
+        errno != ENOENT)
+        return -1;
+    if (from != QMGR_TMP)
+        q->dir_dirty[from] = true;
+    event_active(q->ev_sync, EV_TIMEOUT, 0);
     return 0;
 }
 

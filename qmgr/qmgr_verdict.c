@@ -5,8 +5,10 @@
  * Interface (qmgr.h): qmgr_verdict_req_open(), qmgr_verdict_req_free(),
  * qmgr_verdict_wanted(), qmgr_verdict_apply().
  *
- * The scan request carries min(recipients, QMGR_SCAN_FDS) empty rewrite
- * files tmp/NEWID (qmgr_verdict_req_open); unused ones are unlinked
+ * The scan request carries min(recipients, QMGR_SCAN_FDS) rewrite files
+ * tmp/NEWID (qmgr_verdict_req_open: spares, qmgr_spare.c; scand gets them
+ * write-only, so a recycled file's old bytes are not its to read, and its
+ * writer truncates to what it wrote); unused ones go back to the pool
  * (qmgr_verdict_req_free).  Only recipients still pending are sent, and
  * after group_rewrite_needed only those of the groups that asked for it.
  *
@@ -24,7 +26,8 @@
  *      those moved to a new message DROPPED too ("ID: split group=G
  *      nrcpt=N newid=NEWID"); fdatasync;
  *   4. a single rewritten group covering every pending recipient
- *      replaces the original (rename over incoming/ID, fsync), as before.
+ *      replaces the original (exchanged with incoming/ID, fsync; the
+ *      original's inode then joins the spare pool).
  * Recipients of deliver groups that were not rewritten stay pending in
  * the original, which goes on to delivery.
  *
@@ -82,7 +85,7 @@ int qmgr_verdict_req_open(struct qmgr *q, struct qmgr_scan_req *r, size_t nrcpt)
     size_t want = nrcpt == 0 ? 1 : nrcpt < QMGR_SCAN_FDS ? nrcpt : QMGR_SCAN_FDS;
 
     for (r->nfd = 0; r->nfd < want; r->nfd++) {
-        r->fd[r->nfd] = queue_id_create(q->dir_fd[QMGR_TMP], r->id[r->nfd]);
+        r->fd[r->nfd] = qmgr_spare_new_file(q, r->id[r->nfd]);
         if (r->fd[r->nfd] < 0)
             return -1;
     }
@@ -95,7 +98,7 @@ void qmgr_verdict_req_files_free(struct qmgr *q, struct qmgr_scan_req *r)
         if (r->fd[i] >= 0)
             close(r->fd[i]);
         if (r->id[i][0])
-            (void)unlinkat(q->dir_fd[QMGR_TMP], r->id[i], 0);
+            (void)qmgr_spare_remove(q, QMGR_TMP, r->id[i]);
         r->fd[i] = -1;
         r->id[i][0] = 0;
     }
@@ -492,13 +495,18 @@ static int qmgr_verdict_replace(struct qmgr_vstate *st, size_t k, const char **w
         return -1;
     close(st->req->fd[i]);
     st->req->fd[i] = -1;
-    st->req->id[i][0] = 0;
     free(nm.sender);
     free(nm.rcpt);
     if (qmgr_notify_sync(st->q) < 0) {
+        /* the old name may still be durable: its inode is not reused */
+        (void)unlinkat(st->q->dir_fd[QMGR_TMP], st->req->id[i], 0);
+        st->req->id[i][0] = 0;
         *why = "cannot fsync incoming/";
         return -1;
     }
+    /* the original's inode, exchanged into tmp/, is a spare now */
+    (void)qmgr_spare_remove(st->q, QMGR_TMP, st->req->id[i]);
+    st->req->id[i][0] = 0;
     log_info("%s: content rewritten by the scanner", st->m->id);
     return 0;
 }
