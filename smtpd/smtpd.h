@@ -35,7 +35,7 @@ struct conf;
 struct access_ctx;
 struct access_session;
 struct smtpd_qmgr;
-struct smtpd_fsync;
+struct server_work;
 struct smtpd_fsync_job;
 typedef struct ssl_ctx_st SSL_CTX;
 
@@ -81,7 +81,7 @@ struct smtpd {
     SSL_CTX *tls_ctx;                   /* NULL: no STARTTLS */
     struct access_ctx *access;
     struct smtpd_qmgr *qmgr;
-    struct smtpd_fsync *fsync;          /* END + fsync worker threads */
+    struct server_work *fsync;          /* END + fsync worker threads */
     struct smtpd_counters cnt;
 };
 
@@ -224,7 +224,7 @@ void smtpd_queue_abort(struct smtpd *d, const char *id);
 void smtpd_queue_forget(struct smtpd *d, struct smtpd_session *s);
 
 /* smtpd_fsync.c: END + fsync of the queue file on a worker thread. */
-struct smtpd_fsync *smtpd_fsync_init(struct event_base *base);
+struct server_work *smtpd_fsync_init(struct event_base *base);
 /* Moves s->txn.w and s->txn.fd to a worker, which writes END and fsyncs;
  * then, from the loop, cb(s, 0, NULL) or cb(s, 451, reason). */
 void smtpd_fsync_finish(struct smtpd_session *s, smtpd_queue_cb cb);
