@@ -40,7 +40,12 @@
 #include "dsn/dsn.h"
 #include "proto/proto.h"
 #include "server/server.h"
+#include "server/server_work.h"
 #include "util/log.h"
+
+/* fsyncs off the loop (deferral reasons): parallel fsyncs share device
+ * flushes, so a few threads keep up with a burst of deferrals. */
+#define QMGR_WORK_THREADS 4
 
 static void qmgr_status(struct qmgr *q, struct proto_msg *reply)
 {
@@ -135,6 +140,7 @@ int main(int argc, char **argv)
         (uint64_t)conf_int(q.srv->conf, "mailgw.limits", "MinimalQueueFreeSpaceSize");
     qmgr_settings(&q);
     q.base = server_event_base();
+    q.work = server_work_new(q.base, QMGR_WORK_THREADS);
     qmgr_scan_open_dirs(&q);
     qmgr_msg_init(&q);
     qmgr_sched_init(&q);

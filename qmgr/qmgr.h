@@ -41,6 +41,7 @@
 #include "queue/queue_id.h"
 
 struct server;
+struct server_work;
 struct event;
 struct event_base;
 struct qmgr_commit;
@@ -165,6 +166,7 @@ struct qmgr {
     struct qmgr_commit *commit;     /* protocol state (qmgr_commit.c) */
     struct qmgr_archive *archive;   /* quarantine daemon (qmgr_archive.c) */
     struct qmgr_spares *spares;     /* files kept for reuse (qmgr_spare.c) */
+    struct server_work *work;       /* threads for fsyncs off the loop */
     bool send_suspended;            /* "send-off" from the administrator */
     bool stopping;
 
@@ -203,6 +205,9 @@ struct qmgr {
  * ready. */
 void qmgr_spare_init(struct qmgr *q);
 int qmgr_spare_remove(struct qmgr *q, enum qmgr_dir from, const char *id);
+/* The same for at/id whose inode was named in dir "wait" until an
+ * exchange moved it to at/: reused only after the next fsync of wait. */
+int qmgr_spare_remove_after(struct qmgr *q, enum qmgr_dir at, const char *id, enum qmgr_dir wait);
 int qmgr_spare_new_file(struct qmgr *q, char id[QUEUE_ID_SIZE]);
 void qmgr_spare_synced(struct qmgr *q, const bool ok[QMGR_NDIRS]);
 
@@ -384,9 +389,13 @@ void qmgr_result_log_none(const struct qmgr_msg *m, const char *rcpt, const char
 /* After a load: m->released and the reasons of m->info from the file. */
 void qmgr_notes_load(struct qmgr_msg *m);
 /* Before a loaded message goes to deferred/: when its reasons (or flag)
- * differ from the file's, replace the file by a copy that has them
- * (m->fd and m->qf then refer to the copy).  Failures are logged. */
-void qmgr_notes_save(struct qmgr *q, struct qmgr_msg *m);
+ * differ from the file's, start replacing the file by a copy that has
+ * them (off the loop; m is busy, m->syncing) and return true: fn(q, m)
+ * runs on the loop when it is over, m->fd and m->qf then refer to the
+ * copy (or still to the old file: failures are logged).  false: nothing
+ * to save or it could not start (logged); fn is not called. */
+typedef void (*qmgr_notes_fn)(struct qmgr *q, struct qmgr_msg *m);
+bool qmgr_notes_save(struct qmgr *q, struct qmgr_msg *m, qmgr_notes_fn fn);
 /* Commit time (file not yet committed): add QUEUE_FLAG_NOSCAN, fsync, and
  * read qf again.  0 / -1. */
 int qmgr_notes_commit(int fd, struct queue_file *qf);

@@ -12,7 +12,9 @@
  * to the old post records, then the new ones, END, fsync, same mode) is
  * renamed over the file, so a crash leaves the old or the new file, both
  * complete; the move to deferred/ and its directory fsync follow as
- * before.  They come back at load (a restart keeps them for queue-list,
+ * before.  The copy and its fsync run on qmgr's work pool (q->work), the
+ * loop going on meanwhile: the message is busy (m->syncing) until the
+ * rename, back on the loop, which then calls the caller's continuation.  They come back at load (a restart keeps them for queue-list,
  * mailgwq -p and the expiry report).  The flag is written at commit time
  * into the file not yet committed (qmgr_commit.c), and fsync()ed with it
  * (queue_file_append), before the rename into incoming/.
@@ -22,6 +24,7 @@
  */
 #include "qmgr.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "server/server_work.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -80,59 +84,102 @@ static void qmgr_notes_records(const struct qmgr_msg *m, struct buf *post)
     }
 }
 
-/* Write the copy into tmp/NEWID; its fd (read back as *nqf), or -1. */
-static int qmgr_notes_copy(struct qmgr *q, struct qmgr_msg *m, char newid[QUEUE_ID_SIZE],
-                           struct queue_file *nqf, const char **why)
-{
-    struct buf post = BUF_INIT;
-    struct stat st;
-    /* maybe a recycled file (qmgr_spare.c): the rewrite starts at offset
-     * 0 and truncates after END, as such a file needs */
-    int fd = qmgr_spare_new_file(q, newid);
+struct qmgr_notes_job {
+    struct server_job job;
+    struct qmgr *q;
+    struct qmgr_msg *m;
+    qmgr_notes_fn fn;
+    char newid[QUEUE_ID_SIZE];
+    int fd;                     /* the copy, O_RDWR */
+    struct buf post;            /* the records to write */
+    struct queue_file nqf;      /* the copy, read back */
+    const char *why;            /* NULL when the copy is good */
+    int err;
+};
 
-    if (fd < 0) {
-        *why = "cannot create a file in tmp/";
-        return -1;
-    }
-    qmgr_notes_records(m, &post);
-    if (fstat(m->fd, &st) < 0 || fchmod(fd, st.st_mode & 07777) < 0 ||
-        queue_file_rewrite(m->fd, &m->qf, fd, &post) < 0)
-        *why = "cannot write the copy";
-    else if (queue_file_read(fd, nqf, why) == 0) {
-        buf_free(&post);
-        return fd;
-    }
-    buf_free(&post);
-    close(fd);
-    (void)unlinkat(q->dir_fd[QMGR_TMP], newid, 0);
-    return -1;
+/* On a pool thread: the copy (old records, the new ones, END, fsync),
+ * read back.  Touches the job, m->fd and m->qf (neither changes while
+ * m->syncing) only. */
+static void qmgr_notes_work(struct server_job *job)
+{
+    struct qmgr_notes_job *j = (struct qmgr_notes_job *)job;
+
+    const char *why = NULL;
+
+    if (queue_file_rewrite(j->m->fd, &j->m->qf, j->fd, &j->post) < 0)
+        j->why = "cannot write the copy";
+    else if (queue_file_read(j->fd, &j->nqf, &why) < 0)
+        j->why = why ? why : "cannot read the copy back";
+    j->err = errno;
 }
 
-void qmgr_notes_save(struct qmgr *q, struct qmgr_msg *m)
+/* Back on the loop: the copy replaces the file (exchange: the old inode
+ * becomes a spare once m's directory is fsynced), then fn. */
+static void qmgr_notes_done(struct server_job *job)
 {
-    char newid[QUEUE_ID_SIZE];
-    struct queue_file nqf;
-    const char *why = NULL;
-    int fd;
+    struct qmgr_notes_job *j = (struct qmgr_notes_job *)job;
+    struct qmgr *q = j->q;
+    struct qmgr_msg *m = j->m;
+    int tmp = q->dir_fd[QMGR_TMP], dir = q->dir_fd[m->dir];
+
+    m->syncing = false;
+    if (j->why != NULL) {
+        errno = j->err;
+        log_warn("%s: cannot record the deferral reasons: %s: %m", m->id, j->why);
+    } else if (renameat2(tmp, j->newid, dir, m->id, RENAME_EXCHANGE) < 0 &&
+               renameat(tmp, j->newid, dir, m->id) < 0) {
+        log_warn("%s: cannot record the deferral reasons: rename tmp/%s to %s/%s: %m", m->id,
+                 j->newid, qmgr_dir_names[m->dir], m->id);
+        queue_file_free(&j->nqf);
+    } else {
+        close(m->fd);
+        queue_file_free(&m->qf);
+        m->fd = j->fd;
+        m->qf = j->nqf;
+        j->fd = -1;
+    }
+    if (j->fd >= 0)
+        close(j->fd);
+    /* the old file (exchanged) or the failed copy: a spare, reused only
+     * after the next fsync of m's directory */
+    (void)qmgr_spare_remove_after(q, QMGR_TMP, j->newid, m->dir);
+    buf_free(&j->post);
+    j->fn(q, m);
+    free(j);
+}
+
+bool qmgr_notes_save(struct qmgr *q, struct qmgr_msg *m, qmgr_notes_fn fn)
+{
+    struct qmgr_notes_job *j;
+    struct stat st;
 
     if (!m->loaded || qmgr_notes_current(m))
-        return;
-    if ((fd = qmgr_notes_copy(q, m, newid, &nqf, &why)) < 0) {
-        log_warn("%s: cannot record the deferral reasons: %s: %m", m->id, why ? why : "?");
-        return;
+        return false;
+    j = xcalloc(1, sizeof *j);
+    j->job.work = qmgr_notes_work;
+    j->job.done = qmgr_notes_done;
+    j->q = q;
+    j->m = m;
+    j->fn = fn;
+    /* maybe a recycled file (qmgr_spare.c): the rewrite starts at offset
+     * 0 and truncates after END, as such a file needs */
+    if ((j->fd = qmgr_spare_new_file(q, j->newid)) < 0) {
+        log_warn("%s: cannot record the deferral reasons: cannot create a file in tmp/: %m",
+                 m->id);
+        free(j);
+        return false;
     }
-    if (renameat(q->dir_fd[QMGR_TMP], newid, q->dir_fd[m->dir], m->id) < 0) {
-        log_warn("%s: cannot record the deferral reasons: rename tmp/%s to %s/%s: %m", m->id,
-                 newid, qmgr_dir_names[m->dir], m->id);
-        queue_file_free(&nqf);
-        close(fd);
-        (void)unlinkat(q->dir_fd[QMGR_TMP], newid, 0);
-        return;
+    if (fstat(m->fd, &st) < 0 || fchmod(j->fd, st.st_mode & 07777) < 0) {
+        log_warn("%s: cannot record the deferral reasons: cannot copy the mode: %m", m->id);
+        close(j->fd);
+        (void)unlinkat(q->dir_fd[QMGR_TMP], j->newid, 0);
+        free(j);
+        return false;
     }
-    close(m->fd);
-    queue_file_free(&m->qf);
-    m->fd = fd;
-    m->qf = nqf;
+    qmgr_notes_records(m, &j->post);
+    m->syncing = true;
+    server_work_run(q->work, &j->job);
+    return true;
 }
 
 int qmgr_notes_commit(int fd, struct queue_file *qf)

@@ -322,7 +322,8 @@ static void qmgr_result_delay(struct qmgr *q, struct qmgr_msg *m, const size_t *
         log_warn("%s: cannot record the delay report: %m", m->id);
 }
 
-static void qmgr_result_defer(struct qmgr *q, struct qmgr_msg *m)
+/* The reasons are in the file (or could not be): retry time, deferred/. */
+static void qmgr_result_deferred(struct qmgr *q, struct qmgr_msg *m)
 {
     time_t now = qmgr_now();
     time_t age = now - (time_t)(m->arrival_us / 1000000);
@@ -331,8 +332,6 @@ static void qmgr_result_defer(struct qmgr *q, struct qmgr_msg *m)
                                                 : age;
     struct timespec ts[2] = { { now + backoff, 0 }, { now + backoff, 0 } };
 
-    (void)qmgr_result_persist(q, m);
-    qmgr_notes_save(q, m);      /* the reasons outlive this pass */
     if (futimens(m->fd, ts) < 0)
         log_warn("%s: cannot set the retry time: %m", m->id);
     m->next_try = now + backoff;
@@ -342,6 +341,15 @@ static void qmgr_result_defer(struct qmgr *q, struct qmgr_msg *m)
         m->next_try = now + q->set.min_backoff;
     else
         log_debug("%s: deferred, next attempt in %lld s", m->id, (long long)backoff);
+    qmgr_msg_wake(q);
+}
+
+static void qmgr_result_defer(struct qmgr *q, struct qmgr_msg *m)
+{
+    (void)qmgr_result_persist(q, m);
+    /* the reasons outlive this pass; their copy is written off the loop */
+    if (!qmgr_notes_save(q, m, qmgr_result_deferred))
+        qmgr_result_deferred(q, m);
 }
 
 void qmgr_result_finish(struct qmgr *q, struct qmgr_msg *m)

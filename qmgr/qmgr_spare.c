@@ -1,7 +1,8 @@
 /*
  * qmgr_spare - removed queue files kept for reuse (spare/).
  *
- * Interface: qmgr_spare_init(), qmgr_spare_remove(), qmgr_spare_new_file(),
+ * Interface: qmgr_spare_init(), qmgr_spare_remove(),
+ * qmgr_spare_remove_after(), qmgr_spare_new_file(),
  * qmgr_spare_synced() (qmgr.h).
  *
  * A message that is done, or a tmp/ file not used (a scan request's
@@ -18,7 +19,10 @@
  * left: every keep marks that directory for the next qmgr_sync_flush,
  * whose fsyncs run with no keep in between, so all spares waiting when
  * it calls qmgr_spare_synced were covered.  After a crash no queue name
- * can still point at an inode that holds another message.  tmp/ needs no
+ * can still point at an inode that holds another message.  A file that
+ * was replaced by an exchange (renameat2 RENAME_EXCHANGE: the old inode
+ * lands in tmp/) waits for the fsync of the directory it was named in
+ * (qmgr_spare_remove_after).  tmp/ needs no
  * fsync (it is emptied at start), so a spare from tmp/ is ready after the
  * next flush.  A failed fsync removes the spares that depended on it.  At start spare/ is emptied (qmgr_scan_startup); the pool is
  * bounded (QMGR_SPARE_MAX), beyond it files are unlinked as before.
@@ -74,7 +78,8 @@ void qmgr_spare_init(struct qmgr *q)
     q->spares->head = q->spares->len = q->spares->ready = 0;
 }
 
-static int qmgr_spare_keep(struct qmgr *q, enum qmgr_dir from, const char *id)
+/* at/id -> spare/, waiting for the fsync of dir "wait" */
+static int qmgr_spare_keep(struct qmgr *q, enum qmgr_dir at, const char *id, enum qmgr_dir wait)
 {
     struct qmgr_spares *sp = q->spares;
     char name[QMGR_SPARE_NAME];
@@ -83,23 +88,28 @@ static int qmgr_spare_keep(struct qmgr *q, enum qmgr_dir from, const char *id)
     if (sp->len == QMGR_SPARE_MAX)
         return -1;
     qmgr_spare_name(name, sp->next);
-    if (renameat(q->dir_fd[from], id, q->dir_fd[QMGR_SPARE], name) < 0)
+    if (renameat(q->dir_fd[at], id, q->dir_fd[QMGR_SPARE], name) < 0)
         return -1;
     s = qmgr_spare_at(sp, sp->len++);
     s->n = sp->next++;
-    s->from = from;
+    s->from = wait;
+    return 0;
+}
+
+int qmgr_spare_remove_after(struct qmgr *q, enum qmgr_dir at, const char *id, enum qmgr_dir wait)
+{
+    if (qmgr_spare_keep(q, at, id, wait) < 0 && unlinkat(q->dir_fd[at], id, 0) < 0 &&
+        errno != ENOENT)
+        return -1;
+    if (wait != QMGR_TMP)
+        q->dir_dirty[wait] = true;
+    event_active(q->ev_sync, EV_TIMEOUT, 0);
     return 0;
 }
 
 int qmgr_spare_remove(struct qmgr *q, enum qmgr_dir from, const char *id)
 {
-    if (qmgr_spare_keep(q, from, id) < 0 && unlinkat(q->dir_fd[from], id, 0) < 0 &&
-        errno != ENOENT)
-        return -1;
-    if (from != QMGR_TMP)
-        q->dir_dirty[from] = true;
-    event_active(q->ev_sync, EV_TIMEOUT, 0);
-    return 0;
+    return qmgr_spare_remove_after(q, from, id, from);
 }
 
 int qmgr_spare_new_file(struct qmgr *q, char id[QUEUE_ID_SIZE])
