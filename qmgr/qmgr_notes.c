@@ -14,7 +14,9 @@
  * complete; the move to deferred/ and its directory fsync follow as
  * before.  The copy and its fsync run on qmgr's work pool (q->work), the
  * loop going on meanwhile: the message is busy (m->syncing) until the
- * rename, back on the loop, which then calls the caller's continuation.  They come back at load (a restart keeps them for queue-list,
+ * rename, back on the loop, which then calls the caller's continuation.
+ * The file replaced is exchanged into tmp/ and joins the spare pool.
+ * Reasons come back at load (a restart keeps them for queue-list,
  * mailgwq -p and the expiry report).  The flag is written at commit time
  * into the file not yet committed (qmgr_commit.c), and fsync()ed with it
  * (queue_file_append), before the rename into incoming/.

@@ -9,22 +9,24 @@
  * rewrite file the scanner left empty, a report that failed), is renamed
  * into spare/ instead of unlinked, and every new queue file (commit's
  * "new", reports, notices, copies, rewrite files) is such an inode under
- * a fresh ID (queue_id_recycle) instead of a newly created one.  On ext4 allocating
- * an inode skips every recently deleted one (minutes of them while the
- * inode table is dirty), and freeing one truncates and discards its
- * blocks: under load both cost more than the rest of a commit.  Reuse is
- * a rename each way, and the new message overwrites the old blocks.
+ * a fresh ID (queue_id_recycle) instead of a newly created one.  On ext4
+ * allocating an inode skips every recently deleted one (minutes of them
+ * while the inode table is dirty), and freeing one truncates and
+ * discards its blocks: under load both cost more than the rest of a
+ * commit.  Reuse is a rename each way, and the new message overwrites
+ * the old blocks.
  *
  * Durability: a spare is taken only after the fsync of the directory it
  * left: every keep marks that directory for the next qmgr_sync_flush,
  * whose fsyncs run with no keep in between, so all spares waiting when
  * it calls qmgr_spare_synced were covered.  After a crash no queue name
  * can still point at an inode that holds another message.  A file that
- * was replaced by an exchange (renameat2 RENAME_EXCHANGE: the old inode
- * lands in tmp/) waits for the fsync of the directory it was named in
- * (qmgr_spare_remove_after).  tmp/ needs no
- * fsync (it is emptied at start), so a spare from tmp/ is ready after the
- * next flush.  A failed fsync removes the spares that depended on it.  At start spare/ is emptied (qmgr_scan_startup); the pool is
+ * an exchange replaced (renameat2 RENAME_EXCHANGE: the old inode lands
+ * in tmp/) waits for the fsync of the directory it was named in
+ * (qmgr_spare_remove_after).  tmp/ needs no fsync (it is emptied at
+ * start), so a spare from tmp/ is ready after the next flush.  A failed
+ * fsync removes the spares that depended on it.  At start spare/ is
+ * emptied (qmgr_scan_startup); the pool is
  * bounded (QMGR_SPARE_MAX), beyond it files are unlinked as before.
  *
  * Security: queue_id_recycle refuses a spare that another process can
