@@ -94,7 +94,8 @@ struct qmgr_msg {
     bool syncing;               /* a move waits for its directory fsync */
     bool loaded;                /* qf/fd/info valid (active, in memory) */
     bool delay_warned;          /* delay report sent (file mode 0700) */
-    bool in_wait;               /* on q->waiting */
+    bool in_wait;               /* on q->waiting or q->waiting_scan */
+    bool wait_scan;             /* ... on q->waiting_scan */
     enum qmgr_admin_op admin_op;
     bool unsaved;               /* some info[].unsaved */
     int fd;                     /* O_RDONLY while loaded (also what smtp
@@ -105,7 +106,8 @@ struct qmgr_msg {
     size_t ninfo;
     size_t jobs_out;            /* jobs queued or in flight */
     struct qmgr_msg *hnext;     /* hash chain */
-    TAILQ_ENTRY(qmgr_msg) wait; /* q->waiting: incoming, to scan/activate */
+    TAILQ_ENTRY(qmgr_msg) wait; /* q->waiting(_scan): incoming, to activate
+                                 * (or scan) */
 };
 TAILQ_HEAD(qmgr_msg_list, qmgr_msg);
 
@@ -176,7 +178,10 @@ struct qmgr {
     struct route_table *routes;
     struct qmgr_msg **mtab;         /* hash of every known message */
     size_t mtab_size, nmsgs;
-    struct qmgr_msg_list waiting;   /* incoming/, ready for the next step */
+    struct qmgr_msg_list waiting;   /* incoming/, ready for delivery */
+    struct qmgr_msg_list waiting_scan;  /* incoming/, to scan first (a
+                                     * separate list: a scan backlog is not
+                                     * walked while no scan slot is free) */
     size_t nloaded;                 /* messages loaded (active in memory) */
     size_t nscanning;
     bool scan_enabled;              /* private/scand exists */
@@ -259,8 +264,10 @@ int qmgr_msg_move(struct qmgr *q, struct qmgr_msg *m, enum qmgr_dir to, qmgr_syn
 int qmgr_msg_move_nosync(struct qmgr *q, struct qmgr_msg *m, enum qmgr_dir to, qmgr_sync_fn fn);
 /* Remove m's file, log "ID: removed", forget m. */
 void qmgr_msg_remove(struct qmgr *q, struct qmgr_msg *m);
-/* Put an incoming/ message on the waiting list and wake the run loop. */
+/* Put an incoming/ message on a waiting list and wake the run loop;
+ * take it off again. */
 void qmgr_msg_wait(struct qmgr *q, struct qmgr_msg *m);
+void qmgr_msg_unwait(struct qmgr *q, struct qmgr_msg *m);
 void qmgr_msg_wake(struct qmgr *q);
 /* Open and parse the file in active/, build its jobs; 0 / -1. */
 int qmgr_msg_load(struct qmgr *q, struct qmgr_msg *m);

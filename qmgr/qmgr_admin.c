@@ -67,15 +67,6 @@ static void qmgr_admin_requeued(struct qmgr *q, struct qmgr_msg *m, bool ok)
     qmgr_msg_wait(q, m);
 }
 
-/* Take m off the waiting list (it leaves incoming/ or is gone). */
-static void qmgr_admin_unwait(struct qmgr *q, struct qmgr_msg *m)
-{
-    if (m->in_wait) {
-        TAILQ_REMOVE(&q->waiting, m, wait);
-        m->in_wait = false;
-    }
-}
-
 /* A busy message gets op when its work ends; jobs still waiting for a
  * slot are taken back at once, so a held or deleted message sends
  * nothing new. */
@@ -105,7 +96,7 @@ static bool qmgr_admin_one(struct qmgr *q, struct qmgr_msg *m, const char *op)
             qmgr_admin_later(q, m, QMGR_OP_HOLD);
             return true;
         }
-        qmgr_admin_unwait(q, m);
+        qmgr_msg_unwait(q, m);
         if (qmgr_msg_move(q, m, QMGR_HOLD, NULL) < 0)
             return false;
         log_msg("%s: placed on hold", m->id);
@@ -124,7 +115,7 @@ static bool qmgr_admin_one(struct qmgr *q, struct qmgr_msg *m, const char *op)
             qmgr_admin_later(q, m, QMGR_OP_REQUEUE);
             return true;
         }
-        qmgr_admin_unwait(q, m);
+        qmgr_msg_unwait(q, m);
         if (m->dir == QMGR_INCOMING) {
             qmgr_admin_requeued(q, m, true);
             return true;

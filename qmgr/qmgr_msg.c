@@ -153,8 +153,7 @@ void qmgr_msg_forget(struct qmgr *q, struct qmgr_msg *m)
         pp = &(*pp)->hnext;
     if (*pp)
         *pp = m->hnext;
-    if (m->in_wait)
-        TAILQ_REMOVE(&q->waiting, m, wait);
+    qmgr_msg_unwait(q, m);
     qmgr_msg_unload(q, m);
     qmgr_msg_free_info(m);
     q->nmsgs--;
@@ -277,11 +276,22 @@ void qmgr_msg_wait(struct qmgr *q, struct qmgr_msg *m)
         qmgr_result_finish(q, m);       /* an op that waited for the work */
         return;
     }
+    if (m->in_wait && m->wait_scan != !m->noscan)
+        qmgr_msg_unwait(q, m);  /* requeued: to be scanned again */
     if (!m->in_wait) {
-        TAILQ_INSERT_TAIL(&q->waiting, m, wait);
+        m->wait_scan = !m->noscan;
+        TAILQ_INSERT_TAIL(m->wait_scan ? &q->waiting_scan : &q->waiting, m, wait);
         m->in_wait = true;
     }
     qmgr_msg_wake(q);
+}
+
+void qmgr_msg_unwait(struct qmgr *q, struct qmgr_msg *m)
+{
+    if (m->in_wait) {
+        TAILQ_REMOVE(m->wait_scan ? &q->waiting_scan : &q->waiting, m, wait);
+        m->in_wait = false;
+    }
 }
 
 /* ---- loading for delivery ---- */
@@ -353,10 +363,7 @@ void qmgr_msg_activate(struct qmgr *q, struct qmgr_msg *m)
 {
     if (m->dir == QMGR_ACTIVE || m->syncing || m->scanning)
         return;
-    if (m->in_wait) {
-        TAILQ_REMOVE(&q->waiting, m, wait);
-        m->in_wait = false;
-    }
+    qmgr_msg_unwait(q, m);
     m->next_try = 0;
     if (qmgr_msg_move_nosync(q, m, QMGR_ACTIVE, qmgr_msg_on_active) < 0)
         m->next_try = qmgr_now() + 60;
@@ -379,37 +386,56 @@ static bool qmgr_smtp_available(struct qmgr *q)
     return ok;
 }
 
+/* Messages to scan, while a scan slot is free.  A released one skips
+ * the scan: it moves to the delivery list. */
+static void qmgr_msg_run_scans(struct qmgr *q, time_t now)
+{
+    struct qmgr_msg *m, *next;
+
+    for (m = TAILQ_FIRST(&q->waiting_scan); m && !q->stopping; m = next) {
+        next = TAILQ_NEXT(m, wait);
+        if (q->nscanning >= q->set.scan_sessions)
+            break;
+        if (m->next_try > now || m->syncing)
+            continue;
+        qmgr_msg_unwait(q, m);
+        if (m->released) {
+            log_msg("%s: scanning skipped (released from quarantine)", m->id);
+            m->noscan = true;
+            qmgr_msg_wait(q, m);
+            continue;
+        }
+        qmgr_scanstep_start(q, m);
+    }
+}
+
+/* Messages to deliver (also those waiting for a scan when scanning is
+ * off), while smtp can take more. */
+static void qmgr_msg_run_list(struct qmgr *q, struct qmgr_msg_list *list, time_t now)
+{
+    struct qmgr_msg *m, *next;
+
+    for (m = TAILQ_FIRST(list); m && !q->stopping; m = next) {
+        next = TAILQ_NEXT(m, wait);
+        if (!qmgr_smtp_available(q) || q->nloaded >= QMGR_ACTIVE_MAX)
+            break;
+        if (m->next_try <= now && !m->syncing)
+            qmgr_msg_activate(q, m);
+    }
+}
+
+/* The run loop: each list is walked only while its next step has room,
+ * never a backlog of thousands once per commit. */
 static void qmgr_msg_run(evutil_socket_t fd, short what, void *arg)
 {
     struct qmgr *q = arg;
     time_t now = qmgr_now();
-    bool scan = qmgr_scanstep_enabled(q), smtp_ok = qmgr_smtp_available(q);
-    struct qmgr_msg *m, *next;
 
-    for (m = TAILQ_FIRST(&q->waiting); m && !q->stopping; m = next) {
-        bool can_scan = scan && q->nscanning < q->set.scan_sessions;
-        bool can_send = smtp_ok && q->nloaded < QMGR_ACTIVE_MAX;
-
-        next = TAILQ_NEXT(m, wait);
-        if (!can_scan && !can_send)
-            break;      /* not walk a backlog of thousands once per commit */
-        if (m->next_try > now || m->syncing)
-            continue;
-        if (scan && !m->noscan && m->released) {
-            log_msg("%s: scanning skipped (released from quarantine)", m->id);
-            m->noscan = true;
-        }
-        if (scan && !m->noscan) {
-            if (!can_scan)
-                continue;
-            TAILQ_REMOVE(&q->waiting, m, wait);
-            m->in_wait = false;
-            qmgr_scanstep_start(q, m);
-            continue;
-        }
-        if (can_send)
-            qmgr_msg_activate(q, m);
-    }
+    if (qmgr_scanstep_enabled(q))
+        qmgr_msg_run_scans(q, now);
+    else
+        qmgr_msg_run_list(q, &q->waiting_scan, now);
+    qmgr_msg_run_list(q, &q->waiting, now);
     qmgr_sched_dispatch(q);
 }
 
@@ -428,7 +454,7 @@ static void qmgr_msg_tick(evutil_socket_t fd, short what, void *arg)
                 qmgr_msg_activate(q, m);
         }
     }
-    if (!TAILQ_EMPTY(&q->waiting) || !TAILQ_EMPTY(&q->ring))
+    if (!TAILQ_EMPTY(&q->waiting) || !TAILQ_EMPTY(&q->waiting_scan) || !TAILQ_EMPTY(&q->ring))
         qmgr_msg_wake(q);
 }
 
@@ -437,6 +463,7 @@ void qmgr_msg_init(struct qmgr *q)
     struct timeval one = { 1, 0 };
 
     TAILQ_INIT(&q->waiting);
+    TAILQ_INIT(&q->waiting_scan);
     qmgr_msg_grow(q);
     q->smtp_path = xasprintf("%s/private/smtp", q->queue_path);
     q->ev_run = event_new(q->base, -1, 0, qmgr_msg_run, q);
