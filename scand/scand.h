@@ -185,9 +185,11 @@ int scand_scan_message(struct scand_ctx *ctx, int fd, uint64_t size, const char 
 void scand_request_serve(struct scand_ctx *ctx, struct scand_shared *sh, int sock,
                          unsigned timeout_s);
 
-/* Open an anonymous temporary file in dir (O_TMPFILE, else create and
+/* An anonymous temporary file for at most size bytes: in memory (memfd)
+ * up to SCAND_MEMFILE_MAX, else in dir (O_TMPFILE, else create and
  * unlink at once).  -1 with errno. */
-int scand_tmpfile(const char *dir);
+#define SCAND_MEMFILE_MAX (16u << 20)
+int scand_tmpfile(const char *dir, uint64_t size);
 
 /* The pool (parent side). */
 struct scand_pool;

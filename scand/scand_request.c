@@ -138,7 +138,7 @@ static const char *scand_do_scan(struct scand_ctx *ctx, struct scand_shared *sh,
         return why ? why : "unreadable queue file";
     }
     scand_result_init(&r);
-    tfd = scand_tmpfile(ctx->tmpdir);
+    tfd = scand_tmpfile(ctx->tmpdir, qf.content_size);
     if (tfd < 0) {
         log_error("%s: temporary file in %s: %m", id, ctx->tmpdir);
         why = "cannot create a temporary file";

@@ -10,9 +10,11 @@
  * when scand was started as root, chroot into the private temporary
  * directory the parent made for this worker (the daemon skeleton has
  * already dropped root, so the chroot is done inside a new user namespace
- * that maps only our own uid, then every capability is dropped and
- * no_new_privs set); without user namespaces the worker logs a warning
- * and runs unconfined by chroot.  Before each message RLIMIT_CPU is set
+ * that maps only our own uid, with a mount namespace whose tmpfs over
+ * that directory (at most WorkerMemoryLimit) keeps libclamav's temporary
+ * files in memory; then every capability is dropped and no_new_privs
+ * set); without user namespaces the worker logs a warning and runs
+ * unconfined by chroot.  Before each message RLIMIT_CPU is set
  * to the CPU time used so far plus ScanTimeout plus a margin.
  *
  * Loop: poll the shared non-blocking listener (at most MaxIdleTime),
@@ -33,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -171,8 +174,25 @@ static int scand_drop_caps(void)
     return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 }
 
+/* Inside our user namespace: a mount namespace of our own and a tmpfs of
+ * at most size bytes over dir, so libclamav's per-scan directories and
+ * files (one mkdir and several creates per message) cost no disk inode:
+ * on ext4 every allocation skips the recently deleted ones, a quarter of
+ * a worker's CPU.  It vanishes with the worker.  Failure leaves dir as it
+ * is (on disk): 0 / -1. */
+static int scand_worker_tmpfs(const char *dir, uint64_t size)
+{
+    char opts[64];
+
+    if (size == 0 || unshare(CLONE_NEWNS) < 0 ||
+        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        return -1;
+    snprintf(opts, sizeof(opts), "size=%llu,mode=0700", (unsigned long long)size);
+    return mount("scand", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts);
+}
+
 /* chroot without root: a user namespace mapping only ourselves. */
-static int scand_worker_chroot(const char *dir)
+static int scand_worker_chroot(const char *dir, uint64_t tmp_size)
 {
     char map[64];
     uid_t uid = getuid();
@@ -191,6 +211,8 @@ static int scand_worker_chroot(const char *dir)
     snprintf(map, sizeof(map), "%lu %lu 1", (unsigned long)gid, (unsigned long)gid);
     if (scand_write_file("/proc/self/gid_map", map) < 0)
         goto fail;
+    if (scand_worker_tmpfs(dir, tmp_size) < 0)
+        log_debug("worker: no tmpfs over %s (%m): temporary files on disk", dir);
     if (chroot(dir) < 0 || chdir("/") < 0)
         goto fail;
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -248,7 +270,7 @@ static void scand_worker_setup(const struct scand_worker_args *a, struct scand_c
         scand_filter_load_group(&ctx->filters[k], a->srv->conf, (int)k - 1);
     ctx->tmpdir = a->tmpdir;
     if (a->chroot) {
-        if (scand_worker_chroot(a->tmpdir) == 0)
+        if (scand_worker_chroot(a->tmpdir, a->mem_limit) == 0)
             ctx->tmpdir = "/";
         else
             log_warn("worker: cannot chroot to %s (%m): running without chroot", a->tmpdir);

@@ -216,7 +216,8 @@ const struct conf_param conf_params[] = {
       "a worker above MinWorkers idle this long exits (0 = never)"),
     P(AVE, "WorkerMemoryLimit", CONF_SIZE, "1024", 64, 65536, "MB", NULL, OWN_SCAND, 0,
       SYN_NONE, "address space a worker may use beyond the loaded bases (RLIMIT_AS); a worker "
-      "that runs out dies and the message is retried"),
+      "that runs out dies and the message is retried; as root also the size of the "
+      "worker's private tmpfs for temporary files"),
 
     /* [mailgw.policy] and [mailgw.group:NAME]: the policy (reference §1.13, §2.2; every
      * entry overridable per group; lib/policy applies them) */

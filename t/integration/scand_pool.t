@@ -5,7 +5,7 @@
 # worker stopped (SIGSTOP) is killed by the watchdog after ScanTimeout +
 # margin; workers recycle after MaxMessagesPerProcess; reload-bases
 # rotates them; when every worker is busy another is started; as root,
-# workers are chrooted into their private directory.
+# workers are chrooted into their private directory, a tmpfs of their own.
 use strict;
 use warnings;
 use Test::More;
@@ -99,9 +99,13 @@ my $gw = start_gw('mailgw.ave.MinWorkers' => 1, 'mailgw.ave.MaxWorkers' => 1,
 my ($w1) = workers_of($gw);
 ok($w1, "one worker ($w1)");
 SKIP: {
-    skip 'not root: no chroot', 1 unless $> == 0;
+    skip 'not root: no chroot', 2 unless $> == 0;
     my $root = readlink("/proc/$w1/root") // '';
     like($root, qr{/mailgw-scand\.\w+$}, "worker chrooted into its private directory ($root)");
+    # its root is a private tmpfs (libclamav's temporary files in memory)
+    open(my $mi, '<', "/proc/$w1/mountinfo");
+    my ($line) = grep { (split ' ')[4] eq '/' } <$mi>;
+    like($line // '', qr/ - tmpfs scand .*\bsize=/, 'its root is a size-limited tmpfs of its own');
 }
 
 my $mark = length $gw->log_text;

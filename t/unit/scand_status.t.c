@@ -121,7 +121,21 @@ static void test_engine(void)
     is_int(e->sigs, 1, "one signature");
     for (size_t i = 0; i < 68; i++)
         sscanf(eicar_hex + 2 * i, "%2hhx", (unsigned char *)&data[i]);
-    int fd = scand_tmpfile(dir);
+    /* small: in memory; over SCAND_MEMFILE_MAX: an anonymous file in dir */
+    char link[64], target[4096];
+    ssize_t tn;
+    int big = scand_tmpfile(dir, (uint64_t)SCAND_MEMFILE_MAX + 1);
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", big);
+    tn = big >= 0 ? readlink(link, target, sizeof(target) - 1) : -1;
+    target[tn > 0 ? tn : 0] = 0;
+    ok(tn > 0 && strncmp(target, dir, strlen(dir)) == 0, "a large one is on disk (%s)", target);
+    if (big >= 0)
+        close(big);
+    int fd = scand_tmpfile(dir, 68);
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    tn = fd >= 0 ? readlink(link, target, sizeof(target) - 1) : -1;
+    target[tn > 0 ? tn : 0] = 0;
+    ok(strncmp(target, "/memfd:", 7) == 0, "a small one is in memory (%s)", target);
     ok(fd >= 0 && write(fd, data, 68) == 68, "EICAR in an anonymous file");
     memset(&ctx, 0, sizeof(ctx));
     ctx.engine = e;
