@@ -8,6 +8,10 @@
 #   REPEAT=1   runs per cell, mailgw and Postfix alternating; with more,
 #              each column is the median over the runs (a shared machine
 #              is noisy)
+#   SCAN=1     mailgw also scans every message (scand with the starter
+#              bases, the default policy: X-Anti-Virus added, so every
+#              message is rewritten; quarantine daemon running); Postfix
+#              still only relays, so the ratios then price the scanning
 #
 # A private Postfix instance lives in a temporary directory (its own
 # main.cf/master.cf: smtpd on a loopback port, relayhost = the sink,
@@ -71,13 +75,20 @@ MaximalOutgoingSessionsPerHost = 50
 MaximalIncomingMessageSize = 204800
 [mailgw.path]
 QueuePath = $T/mg/queue
+[path]
+BasesPath = $ROOT/conf/bases
 [mailgw.options]
 LogFilename = $T/mg/mailgw.log
 User = nobody
 EOF
-MAILGW_DAEMONS=qmgr,smtpd,smtp "$B/bin/mailgw" -c "$T/mg/mailgw.conf" start -f >>"$T/mg/mailgw.log" 2>&1 &
+DAEMONS=qmgr,smtpd,smtp
+[ "${SCAN:-0}" = 1 ] && DAEMONS=qmgr,smtpd,smtp,scand,quarantine
+MAILGW_DAEMONS=$DAEMONS "$B/bin/mailgw" -c "$T/mg/mailgw.conf" start -f >>"$T/mg/mailgw.log" 2>&1 &
 MG_PID=$!; PIDS+=($MG_PID)
 wait_port $MGPORT
+if [ "${SCAN:-0}" = 1 ]; then   # the first scan waits for the bases
+    for _ in $(seq 300); do grep -q 'anti-virus bases loaded' "$T/mg/mailgw.log" && break; sleep 0.1; done
+fi
 
 # ---- Postfix ---- (the same private instance as bench/intake.sh, relaying)
 . "$ROOT/bench/lib/postfix.sh"
@@ -88,9 +99,10 @@ message_size_limit = 204800000
 smtp_connection_cache_on_demand = no" pf_start "$T/pf" $PFPORT $SINK || exit 1
 
 # ---- measurement helpers ----
-tree_ticks() {          # utime+stime (+ reaped children) of pid and its children
+descendants() { local c; for c in $(pgrep -P "$1" || true); do echo "$c"; descendants "$c"; done; }
+tree_ticks() {          # utime+stime (+ reaped children) of pid and all its descendants
     local root=$1 sum=0 p f
-    for p in $root $(pgrep -P "$root" || true); do
+    for p in $root $(descendants "$root"); do
         f=$(cat /proc/$p/stat 2>/dev/null) || continue
         f=${f##*) }
         set -- $f
