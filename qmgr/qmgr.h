@@ -258,6 +258,9 @@ void qmgr_msg_forget(struct qmgr *q, struct qmgr_msg *m);
  * of "to" that this rename shares with others of the same loop round.
  * -1 when the rename failed (logged; m unchanged). */
 int qmgr_msg_move(struct qmgr *q, struct qmgr_msg *m, enum qmgr_dir to, qmgr_sync_fn fn);
+/* fn(q, m, ok) after the next fsync of dir (m busy meanwhile), for a
+ * change made in dir without qmgr_msg_move. */
+void qmgr_msg_after_sync(struct qmgr *q, struct qmgr_msg *m, enum qmgr_dir dir, qmgr_sync_fn fn);
 /* The same without the fsync of "to" (fn still runs in the same place):
  * for moves whose loss at a crash only repeats work, as to active/ (the
  * file stays durably in its old directory and is delivered from there). */
@@ -304,7 +307,9 @@ void qmgr_verdict_req_free(struct qmgr *q, struct qmgr_scan_req *r);
 /* Is this recipient part of the request (pending, and in "only")? */
 bool qmgr_verdict_wanted(const struct qmgr_scan_req *r, const struct queue_rcpt *rc);
 /* Act on a reply {status="ok"} for m (in incoming/): 1 no recipient
- * left, 0 on to delivery, 2 scan again for r->only, -1 retry (*why). */
+ * left, 0 on to delivery, 3 on to delivery after the next fsync of
+ * incoming/ (a rewritten copy replaced the file), 2 scan again for
+ * r->only, -1 retry (*why). */
 int qmgr_verdict_apply(struct qmgr *q, struct qmgr_msg *m, struct qmgr_scan_req *r,
                        const struct proto_msg *v, const char **why);
 

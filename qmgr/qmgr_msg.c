@@ -212,20 +212,12 @@ static void qmgr_sync_flush(evutil_socket_t fd, short what, void *arg)
     free(items);
 }
 
-static int qmgr_msg_move_how(struct qmgr *q, struct qmgr_msg *m, enum qmgr_dir to,
-                             qmgr_sync_fn fn, bool sync)
+/* fn after the round's sync flush; sync: that flush fsyncs dir */
+static void qmgr_msg_sync_item(struct qmgr *q, struct qmgr_msg *m, enum qmgr_dir to,
+                               qmgr_sync_fn fn, bool sync)
 {
     struct qmgr_sync_item *it;
 
-    if (renameat(q->dir_fd[m->dir], m->id, q->dir_fd[to], m->id) < 0) {
-        log_error("%s: cannot move %s/%s to %s/: %m", m->id, qmgr_dir_names[m->dir], m->id,
-                  qmgr_dir_names[to]);
-        return -1;
-    }
-    if (q->count[m->dir] > 0)
-        q->count[m->dir]--;
-    q->count[to]++;
-    m->dir = to;
     if (q->nsync == q->capsync) {
         q->capsync = q->capsync ? q->capsync * 2 : 64;
         q->sync = xreallocarray(q->sync, q->capsync, sizeof *q->sync);
@@ -238,6 +230,26 @@ static int qmgr_msg_move_how(struct qmgr *q, struct qmgr_msg *m, enum qmgr_dir t
     if (sync)
         q->dir_dirty[to] = true;
     event_active(q->ev_sync, EV_TIMEOUT, 0);
+}
+
+void qmgr_msg_after_sync(struct qmgr *q, struct qmgr_msg *m, enum qmgr_dir dir, qmgr_sync_fn fn)
+{
+    qmgr_msg_sync_item(q, m, dir, fn, true);
+}
+
+static int qmgr_msg_move_how(struct qmgr *q, struct qmgr_msg *m, enum qmgr_dir to,
+                             qmgr_sync_fn fn, bool sync)
+{
+    if (renameat(q->dir_fd[m->dir], m->id, q->dir_fd[to], m->id) < 0) {
+        log_error("%s: cannot move %s/%s to %s/: %m", m->id, qmgr_dir_names[m->dir], m->id,
+                  qmgr_dir_names[to]);
+        return -1;
+    }
+    if (q->count[m->dir] > 0)
+        q->count[m->dir]--;
+    q->count[to]++;
+    m->dir = to;
+    qmgr_msg_sync_item(q, m, to, fn, sync);
     return 0;
 }
 

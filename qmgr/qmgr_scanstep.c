@@ -142,6 +142,19 @@ static void qmgr_scan_defer(struct qmgr_scan *s, const char *reason)
     qmgr_scan_next(q, m);
 }
 
+/* The rewritten copy that replaced m's file is durable (ok), or the
+ * fsync failed: then it is scanned again (what is in incoming/ now). */
+static void qmgr_scan_replaced(struct qmgr *q, struct qmgr_msg *m, bool ok)
+{
+    if (!ok) {
+        m->noscan = false;
+        m->scan_backoff = QMGR_SCAN_BACKOFF_MIN;
+        m->next_try = qmgr_now() + m->scan_backoff;
+        log_msg("%s: scan deferred: cannot fsync incoming/", m->id);
+    }
+    qmgr_scan_next(q, m);
+}
+
 static void qmgr_scan_verdict(struct qmgr_scan *s, const struct proto_msg *v)
 {
     struct qmgr *q = s->q;
@@ -170,7 +183,9 @@ static void qmgr_scan_verdict(struct qmgr_scan *s, const struct proto_msg *v)
     qmgr_scan_free(s);
     m->noscan = true;   /* scanned: on to delivery */
     m->scan_backoff = 0;
-    if (rc == 1 && m->admin_op == QMGR_OP_NONE)
+    if (rc == 3)
+        qmgr_msg_after_sync(q, m, QMGR_INCOMING, qmgr_scan_replaced);
+    else if (rc == 1 && m->admin_op == QMGR_OP_NONE)
         qmgr_msg_remove(q, m);
     else
         qmgr_scan_next(q, m);

@@ -26,14 +26,16 @@
  *      those moved to a new message DROPPED too ("ID: split group=G
  *      nrcpt=N newid=NEWID"); fdatasync;
  *   4. a single rewritten group covering every pending recipient
- *      replaces the original (exchanged with incoming/ID, fsync; the
- *      original's inode then joins the spare pool).
+ *      replaces the original (exchanged with incoming/ID; the fsync of
+ *      incoming/ is left to the next sync flush, which the caller waits
+ *      for; the original's inode then joins the spare pool).
  * Recipients of deliver groups that were not rewritten stay pending in
  * the original, which goes on to delivery.
  *
  * Returns 1 when no recipient is left (the caller removes the original),
- * 0 when it goes on, 2 when a group needs a second scan (req->only holds
- * its recipients), -1 with *why when the reply cannot be used or a step
+ * 0 when it goes on, 3 when it goes on once incoming/ is fsynced (step 4
+ * happened), 2 when a group needs a second scan (req->only holds its
+ * recipients), -1 with *why when the reply cannot be used or a step
  * failed (the caller defers and scans again).
  *
  * Security: the reply is checked against our own envelope (every
@@ -497,15 +499,10 @@ static int qmgr_verdict_replace(struct qmgr_vstate *st, size_t k, const char **w
     st->req->fd[i] = -1;
     free(nm.sender);
     free(nm.rcpt);
-    if (qmgr_notify_sync(st->q) < 0) {
-        /* the old name may still be durable: its inode is not reused */
-        (void)unlinkat(st->q->dir_fd[QMGR_TMP], st->req->id[i], 0);
-        st->req->id[i][0] = 0;
-        *why = "cannot fsync incoming/";
-        return -1;
-    }
-    /* the original's inode, exchanged into tmp/, is a spare now */
-    (void)qmgr_spare_remove(st->q, QMGR_TMP, st->req->id[i]);
+    /* the fsync of incoming/ is the next sync flush's, shared with the
+     * round's other renames (the caller waits for it); the original's
+     * inode, exchanged into tmp/, is a spare only after it */
+    (void)qmgr_spare_remove_after(st->q, QMGR_TMP, st->req->id[i], QMGR_INCOMING);
     st->req->id[i][0] = 0;
     log_info("%s: content rewritten by the scanner", st->m->id);
     return 0;
@@ -541,7 +538,7 @@ static int qmgr_verdict_run(struct qmgr_vstate *st, const char **why)
     if (qmgr_verdict_mark(st, &left, why) < 0)
         return -1;
     if (replace >= 0)
-        return qmgr_verdict_replace(st, (size_t)replace, why) < 0 ? -1 : 0;
+        return qmgr_verdict_replace(st, (size_t)replace, why) < 0 ? -1 : 3;
     qmgr_verdict_rescan(st);
     if (st->req->only != NULL)
         return 2;
