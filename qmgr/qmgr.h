@@ -213,6 +213,10 @@ int qmgr_spare_remove(struct qmgr *q, enum qmgr_dir from, const char *id);
 /* The same for at/id whose inode was named in dir "wait" until an
  * exchange moved it to at/: reused only after the next fsync of wait. */
 int qmgr_spare_remove_after(struct qmgr *q, enum qmgr_dir at, const char *id, enum qmgr_dir wait);
+/* tmp/tmpid replaces dir/id (exchanged where the file system can, else
+ * renamed over it); the replaced file joins the pool after the next fsync
+ * of dir.  0 / -1 with errno (nothing changed). */
+int qmgr_spare_replace(struct qmgr *q, const char *tmpid, enum qmgr_dir dir, const char *id);
 int qmgr_spare_new_file(struct qmgr *q, char id[QUEUE_ID_SIZE]);
 void qmgr_spare_synced(struct qmgr *q, const bool ok[QMGR_NDIRS]);
 
@@ -329,9 +333,8 @@ int qmgr_notify_new(struct qmgr *q, const struct queue_envelope *env, int src_fd
                     const struct queue_file *src_qf, const void *data, size_t len, unsigned how,
                     struct qmgr_newmsg *out, const char **why);
 /* A complete tmp file (qf read from fd; freed here): NOSCAN, intake
- * mark, rename to incoming/target (NULL = its own name).  The file that
- * incoming/target was may be left at tmp/tmpid (qmgr_spare_remove it
- * after qmgr_notify_sync). */
+ * mark, rename to incoming/target (NULL = its own name; a file there is
+ * replaced and joins the spare pool after the next incoming/ fsync). */
 int qmgr_notify_adopt(struct qmgr *q, int fd, const char *tmpid, const char *target,
                       struct queue_file *qf, struct qmgr_newmsg *out, const char **why);
 /* A notice from "from" to "to" with the message msg (never to <>). */

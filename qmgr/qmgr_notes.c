@@ -115,21 +115,19 @@ static void qmgr_notes_work(struct server_job *job)
     j->err = errno;
 }
 
-/* Back on the loop: the copy replaces the file (exchange: the old inode
- * becomes a spare once m's directory is fsynced), then fn. */
+/* Back on the loop: the copy replaces the file (the old inode becomes a
+ * spare once m's directory is fsynced), then fn. */
 static void qmgr_notes_done(struct server_job *job)
 {
     struct qmgr_notes_job *j = (struct qmgr_notes_job *)job;
     struct qmgr *q = j->q;
     struct qmgr_msg *m = j->m;
-    int tmp = q->dir_fd[QMGR_TMP], dir = q->dir_fd[m->dir];
 
     m->syncing = false;
     if (j->why != NULL) {
         errno = j->err;
         log_warn("%s: cannot record the deferral reasons: %s: %m", m->id, j->why);
-    } else if (renameat2(tmp, j->newid, dir, m->id, RENAME_EXCHANGE) < 0 &&
-               renameat(tmp, j->newid, dir, m->id) < 0) {
+    } else if (qmgr_spare_replace(q, j->newid, m->dir, m->id) < 0) {
         log_warn("%s: cannot record the deferral reasons: rename tmp/%s to %s/%s: %m", m->id,
                  j->newid, qmgr_dir_names[m->dir], m->id);
         queue_file_free(&j->nqf);
@@ -140,11 +138,10 @@ static void qmgr_notes_done(struct server_job *job)
         m->qf = j->nqf;
         j->fd = -1;
     }
-    if (j->fd >= 0)
+    if (j->fd >= 0) {           /* the copy failed: back to the pool */
         close(j->fd);
-    /* the old file (exchanged) or the failed copy: a spare, reused only
-     * after the next fsync of m's directory */
-    (void)qmgr_spare_remove_after(q, QMGR_TMP, j->newid, m->dir);
+        (void)qmgr_spare_remove(q, QMGR_TMP, j->newid);
+    }
     buf_free(&j->post);
     j->fn(q, m);
     free(j);

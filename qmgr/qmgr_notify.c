@@ -85,18 +85,12 @@ static int qmgr_notify_write(int fd, const struct queue_envelope *env, int src_f
     return rc;
 }
 
-/* tmp/tmpid -> incoming/target.  A file it replaces is exchanged into
- * tmp/tmpid (for the caller to keep as a spare once incoming/ is
- * fsynced) where the file system can (renameat2 RENAME_EXCHANGE), else
- * replaced. */
+/* tmp/tmpid -> incoming/target (a new name, or one it replaces). */
 static int qmgr_notify_rename(struct qmgr *q, const char *tmpid, const char *target)
 {
-    int tmp = q->dir_fd[QMGR_TMP], in = q->dir_fd[QMGR_INCOMING];
-
-    if (strcmp(tmpid, target) != 0 &&
-        renameat2(tmp, tmpid, in, target, RENAME_EXCHANGE) == 0)
-        return 0;
-    return renameat(tmp, tmpid, in, target);
+    if (strcmp(tmpid, target) != 0)
+        return qmgr_spare_replace(q, tmpid, QMGR_INCOMING, target);
+    return renameat(q->dir_fd[QMGR_TMP], tmpid, q->dir_fd[QMGR_INCOMING], target);
 }
 
 /* Flags, intake mark, rename into incoming/ of a complete, fsynced tmp

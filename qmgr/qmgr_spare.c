@@ -2,7 +2,7 @@
  * qmgr_spare - removed queue files kept for reuse (spare/).
  *
  * Interface: qmgr_spare_init(), qmgr_spare_remove(),
- * qmgr_spare_remove_after(), qmgr_spare_new_file(),
+ * qmgr_spare_remove_after(), qmgr_spare_replace(), qmgr_spare_new_file(),
  * qmgr_spare_synced() (qmgr.h).
  *
  * A message that is done, or a tmp/ file not used (a scan request's
@@ -21,9 +21,9 @@
  * whose fsyncs run with no keep in between, so all spares waiting when
  * it calls qmgr_spare_synced were covered.  After a crash no queue name
  * can still point at an inode that holds another message.  A file that
- * an exchange replaced (renameat2 RENAME_EXCHANGE: the old inode lands
- * in tmp/) waits for the fsync of the directory it was named in
- * (qmgr_spare_remove_after).  tmp/ needs no fsync (it is emptied at
+ * a new one replaced (qmgr_spare_replace: renameat2 RENAME_EXCHANGE, the
+ * old inode lands in tmp/) waits for the fsync of the directory it was
+ * named in (qmgr_spare_remove_after).  tmp/ needs no fsync (it is emptied at
  * start), so a spare from tmp/ is ready after the next flush.  A failed
  * fsync removes the spares that depended on it.  At start spare/ is
  * emptied (qmgr_scan_startup); the pool is
@@ -112,6 +112,18 @@ int qmgr_spare_remove_after(struct qmgr *q, enum qmgr_dir at, const char *id, en
 int qmgr_spare_remove(struct qmgr *q, enum qmgr_dir from, const char *id)
 {
     return qmgr_spare_remove_after(q, from, id, from);
+}
+
+int qmgr_spare_replace(struct qmgr *q, const char *tmpid, enum qmgr_dir dir, const char *id)
+{
+    int tmp = q->dir_fd[QMGR_TMP];
+
+    if (renameat2(tmp, tmpid, q->dir_fd[dir], id, RENAME_EXCHANGE) < 0 &&
+        renameat(tmp, tmpid, q->dir_fd[dir], id) < 0)
+        return -1;
+    /* the replaced file, now tmp/tmpid (nothing there after a rename) */
+    (void)qmgr_spare_remove_after(q, QMGR_TMP, tmpid, dir);
+    return 0;
 }
 
 int qmgr_spare_new_file(struct qmgr *q, char id[QUEUE_ID_SIZE])

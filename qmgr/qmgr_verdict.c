@@ -501,8 +501,7 @@ static int qmgr_verdict_replace(struct qmgr_vstate *st, size_t k, const char **w
     free(nm.rcpt);
     /* the fsync of incoming/ is the next sync flush's, shared with the
      * round's other renames (the caller waits for it); the original's
-     * inode, exchanged into tmp/, is a spare only after it */
-    (void)qmgr_spare_remove_after(st->q, QMGR_TMP, st->req->id[i], QMGR_INCOMING);
+     * inode is a spare only after it (qmgr_spare_replace) */
     st->req->id[i][0] = 0;
     log_info("%s: content rewritten by the scanner", st->m->id);
     return 0;
