@@ -210,9 +210,6 @@ struct qmgr {
  * ready. */
 void qmgr_spare_init(struct qmgr *q);
 int qmgr_spare_remove(struct qmgr *q, enum qmgr_dir from, const char *id);
-/* The same for at/id whose inode was named in dir "wait" until an
- * exchange moved it to at/: reused only after the next fsync of wait. */
-int qmgr_spare_remove_after(struct qmgr *q, enum qmgr_dir at, const char *id, enum qmgr_dir wait);
 /* tmp/tmpid replaces dir/id (exchanged where the file system can, else
  * renamed over it); the replaced file joins the pool after the next fsync
  * of dir.  0 / -1 with errno (nothing changed). */

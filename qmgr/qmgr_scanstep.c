@@ -128,16 +128,22 @@ static void qmgr_scan_next(struct qmgr *q, struct qmgr_msg *m)
         qmgr_msg_wait(q, m);
 }
 
-static void qmgr_scan_defer(struct qmgr_scan *s, const char *reason)
+/* m is scanned again after a back-off that doubles per failure. */
+static void qmgr_scan_backoff(struct qmgr_msg *m, const char *reason)
 {
-    struct qmgr *q = s->q;
-    struct qmgr_msg *m = s->m;
-
     m->scan_backoff = m->scan_backoff ? m->scan_backoff * 2 : QMGR_SCAN_BACKOFF_MIN;
     if (m->scan_backoff > QMGR_SCAN_BACKOFF_MAX)
         m->scan_backoff = QMGR_SCAN_BACKOFF_MAX;
     m->next_try = qmgr_now() + m->scan_backoff;
     log_msg("%s: scan deferred: %s", m->id, reason);
+}
+
+static void qmgr_scan_defer(struct qmgr_scan *s, const char *reason)
+{
+    struct qmgr *q = s->q;
+    struct qmgr_msg *m = s->m;
+
+    qmgr_scan_backoff(m, reason);
     qmgr_scan_free(s);
     qmgr_scan_next(q, m);
 }
@@ -148,9 +154,7 @@ static void qmgr_scan_replaced(struct qmgr *q, struct qmgr_msg *m, bool ok)
 {
     if (!ok) {
         m->noscan = false;
-        m->scan_backoff = QMGR_SCAN_BACKOFF_MIN;
-        m->next_try = qmgr_now() + m->scan_backoff;
-        log_msg("%s: scan deferred: cannot fsync incoming/", m->id);
+        qmgr_scan_backoff(m, "cannot fsync incoming/");
     }
     qmgr_scan_next(q, m);
 }

@@ -1,8 +1,8 @@
 /*
  * qmgr_spare - removed queue files kept for reuse (spare/).
  *
- * Interface: qmgr_spare_init(), qmgr_spare_remove(),
- * qmgr_spare_remove_after(), qmgr_spare_replace(), qmgr_spare_new_file(),
+ * Interface: qmgr_spare_init(), qmgr_spare_remove(), qmgr_spare_replace(),
+ * qmgr_spare_new_file(),
  * qmgr_spare_synced() (qmgr.h).
  *
  * A message that is done, or a tmp/ file not used (a scan request's
@@ -23,11 +23,11 @@
  * can still point at an inode that holds another message.  A file that
  * a new one replaced (qmgr_spare_replace: renameat2 RENAME_EXCHANGE, the
  * old inode lands in tmp/) waits for the fsync of the directory it was
- * named in (qmgr_spare_remove_after).  tmp/ needs no fsync (it is emptied at
- * start), so a spare from tmp/ is ready after the next flush.  A failed
- * fsync removes the spares that depended on it.  At start spare/ is
- * emptied (qmgr_scan_startup); the pool is
- * bounded (QMGR_SPARE_MAX), beyond it files are unlinked as before.
+ * named in.  tmp/ needs no fsync (it is emptied at start), so a spare
+ * from tmp/ is ready after the next flush.  A failed fsync removes the
+ * spares that depended on it.  At start spare/ is emptied
+ * (qmgr_scan_startup); the pool is bounded (QMGR_SPARE_MAX), beyond it
+ * files are unlinked as before.
  *
  * Security: queue_id_recycle refuses a spare that another process can
  * still write to (a kept fd never reaches a later message); clients get
@@ -98,7 +98,9 @@ static int qmgr_spare_keep(struct qmgr *q, enum qmgr_dir at, const char *id, enu
     return 0;
 }
 
-int qmgr_spare_remove_after(struct qmgr *q, enum qmgr_dir at, const char *id, enum qmgr_dir wait)
+/* at/id leaves for the pool; reused after the next fsync of dir "wait" */
+static int qmgr_spare_remove_after(struct qmgr *q, enum qmgr_dir at, const char *id,
+                                   enum qmgr_dir wait)
 {
     if (qmgr_spare_keep(q, at, id, wait) < 0 && unlinkat(q->dir_fd[at], id, 0) < 0 &&
         errno != ENOENT)
