@@ -427,9 +427,11 @@ static void qmgr_msg_run_list(struct qmgr *q, struct qmgr_msg_list *list, time_t
 {
     struct qmgr_msg *m, *next;
 
+    if (!qmgr_smtp_available(q))
+        return;
     for (m = TAILQ_FIRST(list); m && !q->stopping; m = next) {
         next = TAILQ_NEXT(m, wait);
-        if (!qmgr_smtp_available(q) || q->nloaded >= QMGR_ACTIVE_MAX)
+        if (q->nloaded >= QMGR_ACTIVE_MAX)
             break;
         if (m->next_try <= now && !m->syncing)
             qmgr_msg_activate(q, m);
