@@ -50,7 +50,7 @@ DEPS_PKGS := build-essential pkg-config libevent-dev libssl-dev libldns-dev \
     libclamav-dev libspf2-dev libpcre2-dev libsnmp-dev libbz2-dev \
     clang libclang-rt-14-dev perl swaks postfix nsd unbound rbldnsd \
     ldnsutils dnsutils clamav-testfiles snmpd snmptrapd python3 \
-    python3-aiosmtpd openssl zip unzip p7zip-full bzip2 gzip tar
+    python3-aiosmtpd openssl zip unzip p7zip-full bzip2 gzip tar strace
 
 .PHONY: all deps run test asan asan-test fuzz install clean unit user
 

@@ -215,7 +215,14 @@ int qmgr_spare_remove(struct qmgr *q, enum qmgr_dir from, const char *id);
  * of dir.  0 / -1 with errno (nothing changed). */
 int qmgr_spare_replace(struct qmgr *q, const char *tmpid, enum qmgr_dir dir, const char *id);
 int qmgr_spare_new_file(struct qmgr *q, char id[QUEUE_ID_SIZE]);
-void qmgr_spare_synced(struct qmgr *q, const bool ok[QMGR_NDIRS]);
+/* A done message's from/id leaves for the pool; its directory's fsync
+ * waits for more removals or the next qmgr_spare_tick (once a second). */
+int qmgr_spare_remove_later(struct qmgr *q, enum qmgr_dir from, const char *id);
+void qmgr_spare_tick(struct qmgr *q);
+/* After a sync flush: synced[d], d was fsynced; failed[d], its fsync
+ * failed (the spares that waited for it are dropped). */
+void qmgr_spare_synced(struct qmgr *q, const bool synced[QMGR_NDIRS],
+                       const bool failed[QMGR_NDIRS]);
 
 /* Directory names, indexed by enum qmgr_dir ("tmp", "incoming", ...). */
 extern const char *const qmgr_dir_names[QMGR_NDIRS];
@@ -267,7 +274,11 @@ void qmgr_msg_after_sync(struct qmgr *q, struct qmgr_msg *m, enum qmgr_dir dir, 
  * file stays durably in its old directory and is delivered from there). */
 int qmgr_msg_move_nosync(struct qmgr *q, struct qmgr_msg *m, enum qmgr_dir to, qmgr_sync_fn fn);
 /* Remove m's file, log "ID: removed", forget m. */
+/* A message that is done: its file leaves for the pool, the directory
+ * fsync may wait a second (qmgr_spare_remove_later).  An administrator's
+ * delete (qmgr_msg_delete) is fsynced at once. */
 void qmgr_msg_remove(struct qmgr *q, struct qmgr_msg *m);
+void qmgr_msg_delete(struct qmgr *q, struct qmgr_msg *m);
 /* Put an incoming/ message on a waiting list and wake the run loop;
  * take it off again. */
 void qmgr_msg_wait(struct qmgr *q, struct qmgr_msg *m);

@@ -86,7 +86,7 @@ static bool qmgr_admin_one(struct qmgr *q, struct qmgr_msg *m, const char *op)
         if (busy)
             qmgr_admin_later(q, m, QMGR_OP_DELETE);
         else
-            qmgr_msg_remove(q, m);
+            qmgr_msg_delete(q, m);
         return true;
     }
     if (strcmp(op, "queue-hold") == 0) {

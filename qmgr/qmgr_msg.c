@@ -186,26 +186,27 @@ static void qmgr_sync_flush(evutil_socket_t fd, short what, void *arg)
     struct qmgr *q = arg;
     struct qmgr_sync_item *items = q->sync;
     size_t n = q->nsync;
-    bool ok[QMGR_NDIRS];
+    bool synced[QMGR_NDIRS], failed[QMGR_NDIRS];
 
     q->sync = NULL;         /* callbacks may start a new batch */
     q->nsync = q->capsync = 0;
     for (int d = 0; d < QMGR_NDIRS; d++) {
-        ok[d] = true;
+        synced[d] = failed[d] = false;
         if (!q->dir_dirty[d])
             continue;
         q->dir_dirty[d] = false;
         if (fsync(q->dir_fd[d]) < 0) {
             log_error("fsync %s/%s: %m", q->queue_path, qmgr_dir_names[d]);
-            ok[d] = false;
-        }
+            failed[d] = true;
+        } else
+            synced[d] = true;
     }
-    qmgr_spare_synced(q, ok);
+    qmgr_spare_synced(q, synced, failed);
     for (size_t i = 0; i < n; i++) {
         struct qmgr_msg *m = items[i].m;
         m->syncing = false;
         if (items[i].fn)
-            items[i].fn(q, m, ok[items[i].dir]);
+            items[i].fn(q, m, !failed[items[i].dir]);
         else if (m->admin_op != QMGR_OP_NONE && !m->scanning && m->jobs_out == 0)
             qmgr_result_finish(q, m);   /* an op that waited for this move */
     }
@@ -263,9 +264,11 @@ int qmgr_msg_move_nosync(struct qmgr *q, struct qmgr_msg *m, enum qmgr_dir to, q
     return qmgr_msg_move_how(q, m, to, fn, false);
 }
 
-void qmgr_msg_remove(struct qmgr *q, struct qmgr_msg *m)
+/* A message that is done; delete: an administrator's, fsynced at once */
+static void qmgr_msg_remove_how(struct qmgr *q, struct qmgr_msg *m, bool delete)
 {
-    if (qmgr_spare_remove(q, m->dir, m->id) < 0) {
+    if ((delete ? qmgr_spare_remove(q, m->dir, m->id)
+                : qmgr_spare_remove_later(q, m->dir, m->id)) < 0) {
         log_error("%s: cannot remove %s/%s: %m", m->id, qmgr_dir_names[m->dir], m->id);
         return;
     }
@@ -275,6 +278,16 @@ void qmgr_msg_remove(struct qmgr *q, struct qmgr_msg *m)
     q->ctr.removed++;
     m->unsaved = false;         /* the removal is the outcome */
     qmgr_msg_forget(q, m);
+}
+
+void qmgr_msg_remove(struct qmgr *q, struct qmgr_msg *m)
+{
+    qmgr_msg_remove_how(q, m, false);
+}
+
+void qmgr_msg_delete(struct qmgr *q, struct qmgr_msg *m)
+{
+    qmgr_msg_remove_how(q, m, true);
 }
 
 void qmgr_msg_wake(struct qmgr *q)
@@ -470,6 +483,7 @@ static void qmgr_msg_tick(evutil_socket_t fd, short what, void *arg)
     }
     if (!TAILQ_EMPTY(&q->waiting) || !TAILQ_EMPTY(&q->waiting_scan) || !TAILQ_EMPTY(&q->ring))
         qmgr_msg_wake(q);
+    qmgr_spare_tick(q);
 }
 
 void qmgr_msg_init(struct qmgr *q)

@@ -240,7 +240,7 @@ static void qmgr_result_admin(struct qmgr *q, struct qmgr_msg *m)
         m->unsaved = false;     /* nothing to keep */
     qmgr_msg_unload(q, m);
     if (op == QMGR_OP_DELETE)
-        qmgr_msg_remove(q, m);
+        qmgr_msg_delete(q, m);
     else if (op == QMGR_OP_HOLD) {
         if (qmgr_msg_move(q, m, QMGR_HOLD, NULL) == 0)
             log_msg("%s: placed on hold", m->id);

@@ -1,9 +1,9 @@
 /*
  * qmgr_spare - removed queue files kept for reuse (spare/).
  *
- * Interface: qmgr_spare_init(), qmgr_spare_remove(), qmgr_spare_replace(),
- * qmgr_spare_new_file(),
- * qmgr_spare_synced() (qmgr.h).
+ * Interface: qmgr_spare_init(), qmgr_spare_remove(),
+ * qmgr_spare_remove_later(), qmgr_spare_replace(), qmgr_spare_new_file(),
+ * qmgr_spare_synced(), qmgr_spare_tick() (qmgr.h).
  *
  * A message that is done, or a tmp/ file not used (a scan request's
  * rewrite file the scanner left empty, a report that failed), is renamed
@@ -25,7 +25,15 @@
  * old inode lands in tmp/) waits for the fsync of the directory it was
  * named in.  tmp/ needs no fsync (it is emptied at start), so a spare
  * from tmp/ is ready after the next flush.  A failed fsync removes the
- * spares that depended on it.  At start spare/ is emptied
+ * spares that depended on it.
+ *
+ * A message that is done (delivered, bounced, blocked) leaves with
+ * qmgr_spare_remove_later: its directory is not fsynced for it alone but
+ * once QMGR_SPARE_LAZY such removals wait, or at the next tick (a second
+ * at most), whichever comes first; until then its spare is not taken.  A
+ * crash in between can bring a done message back (delivered again: a
+ * duplicate, never a loss; Postfix never fsyncs a removal at all).  An
+ * administrator's delete is fsynced at once.  At start spare/ is emptied
  * (qmgr_scan_startup); the pool is bounded (QMGR_SPARE_MAX), beyond it
  * files are unlinked as before.
  *
@@ -40,6 +48,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -50,6 +59,7 @@
 
 #define QMGR_SPARE_MAX 512
 #define QMGR_SPARE_NAME 24
+#define QMGR_SPARE_LAZY 32      /* removals whose fsync may wait */
 
 struct qmgr_spare {
     unsigned n;                 /* spare/.s-N */
@@ -61,6 +71,8 @@ struct qmgr_spares {
     size_t head, len;           /* ring[head..head+len): oldest first */
     size_t ready;               /* the first `ready` may be taken */
     unsigned next;
+    size_t lazy;                /* removals whose directory fsync waits */
+    bool lazy_dir[QMGR_NDIRS];  /* ... in these directories */
 };
 
 static void qmgr_spare_name(char out[QMGR_SPARE_NAME], unsigned n)
@@ -77,7 +89,8 @@ void qmgr_spare_init(struct qmgr *q)
 {
     if (q->spares == NULL)
         q->spares = xcalloc(1, sizeof *q->spares);
-    q->spares->head = q->spares->len = q->spares->ready = 0;
+    q->spares->head = q->spares->len = q->spares->ready = q->spares->lazy = 0;
+    memset(q->spares->lazy_dir, 0, sizeof q->spares->lazy_dir);
 }
 
 /* at/id -> spare/, waiting for the fsync of dir "wait" */
@@ -116,6 +129,41 @@ int qmgr_spare_remove(struct qmgr *q, enum qmgr_dir from, const char *id)
     return qmgr_spare_remove_after(q, from, id, from);
 }
 
+/* The waiting removals' directories into the next sync flush. */
+static void qmgr_spare_flush_lazy(struct qmgr *q)
+{
+    struct qmgr_spares *sp = q->spares;
+
+    for (int d = 0; d < QMGR_NDIRS; d++) {
+        if (sp->lazy_dir[d])
+            q->dir_dirty[d] = true;
+        sp->lazy_dir[d] = false;
+    }
+    sp->lazy = 0;
+    event_active(q->ev_sync, EV_TIMEOUT, 0);
+}
+
+int qmgr_spare_remove_later(struct qmgr *q, enum qmgr_dir from, const char *id)
+{
+    struct qmgr_spares *sp = q->spares;
+
+    if (from == QMGR_TMP)
+        return qmgr_spare_remove(q, from, id);
+    if (qmgr_spare_keep(q, from, id, from) < 0 && unlinkat(q->dir_fd[from], id, 0) < 0 &&
+        errno != ENOENT)
+        return -1;
+    sp->lazy_dir[from] = true;
+    if (++sp->lazy >= QMGR_SPARE_LAZY)
+        qmgr_spare_flush_lazy(q);
+    return 0;
+}
+
+void qmgr_spare_tick(struct qmgr *q)
+{
+    if (q->spares->lazy > 0)
+        qmgr_spare_flush_lazy(q);
+}
+
 int qmgr_spare_replace(struct qmgr *q, const char *tmpid, enum qmgr_dir dir, const char *id)
 {
     int tmp = q->dir_fd[QMGR_TMP];
@@ -148,20 +196,36 @@ int qmgr_spare_new_file(struct qmgr *q, char id[QUEUE_ID_SIZE])
     return queue_id_create(q->dir_fd[QMGR_TMP], id);
 }
 
-void qmgr_spare_synced(struct qmgr *q, const bool ok[QMGR_NDIRS])
+void qmgr_spare_synced(struct qmgr *q, const bool synced[QMGR_NDIRS],
+                       const bool failed[QMGR_NDIRS])
 {
     struct qmgr_spares *sp = q->spares;
+    struct qmgr_spare wait[QMGR_SPARE_MAX];
     char name[QMGR_SPARE_NAME];
-    size_t keep = sp->ready;
+    size_t keep = sp->ready, nwait = 0;
 
+    /* ready ones first, in order; those whose directory did not sync this
+     * time wait behind them; those whose fsync failed go */
     for (size_t i = sp->ready; i < sp->len; i++) {
         struct qmgr_spare *s = qmgr_spare_at(sp, i);
-        if (ok[s->from]) {
+        if (s->from == QMGR_TMP || synced[s->from])
             *qmgr_spare_at(sp, keep++) = *s;
-            continue;
+        else if (!failed[s->from])
+            wait[nwait++] = *s;
+        else {
+            qmgr_spare_name(name, s->n);
+            (void)unlinkat(q->dir_fd[QMGR_SPARE], name, 0);
         }
-        qmgr_spare_name(name, s->n);
-        (void)unlinkat(q->dir_fd[QMGR_SPARE], name, 0);
     }
-    sp->len = sp->ready = keep;
+    sp->ready = keep;
+    for (size_t i = 0; i < nwait; i++)
+        *qmgr_spare_at(sp, keep++) = wait[i];
+    sp->len = keep;
+    sp->lazy = 0;
+    for (int d = 0; d < QMGR_NDIRS; d++) {
+        if (synced[d] || failed[d])
+            sp->lazy_dir[d] = false;
+        else if (sp->lazy_dir[d])
+            sp->lazy = nwait;   /* still waiting: a tick flushes them */
+    }
 }

@@ -11,6 +11,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/../lib";
 use MailgwTest;
+use Time::HiRes qw(sleep);
 require "$FindBin::Bin/relay_common.pl";
 
 for my $need (MailgwTest::bin('mailgw'), map { MailgwTest::libexec($_) } qw(master qmgr smtpd smtp)) {
@@ -44,6 +45,8 @@ ok(wait_for(sub { scalar(my @s = spares()) == 1 }, 10), 'its file waits in spare
 my ($spare) = spares();
 my @st = $spare ? stat("$q/spare/$spare") : ();
 ok(@st && $st[7] > 30000, "spare holds the old bytes ($st[7])");
+sleep 2.5;      # a done message's removal is fsynced at the next tick
+                # (qmgr_spare_remove_later); only then its spare is taken
 
 # ---- the next message gets that inode under a fresh ID ----
 my ($rc, $out) = $gw->mailgw('send-off');
@@ -66,6 +69,7 @@ unlike($m ? $m->{data} : '', qr/long-old-bytes/, 'no byte of the old message');
 
 # ---- a deferred message's copy with its reasons goes into a spare ----
 # (two messages queued at once, then delivered: two spares)
+sleep 2.5;      # the second message's spare is ready (the tick's fsync)
 $gw->mailgw('send-off');
 my @more = map { send_mail($gw->port, to => "c$_\@example.test", body => 'token-fourth') } 1 .. 2;
 $gw->mailgw('send-on');
@@ -73,6 +77,7 @@ ok(@more == 2 && !grep({ !$_ || !$gw->wait_log(qr/\Q$_\E: removed/, 30) } @more)
    'two more delivered');
 ok(wait_for(sub { scalar(my @x = spares()) == 2 }, 10), 'two spares now');
 my %spare_ino = map { (stat("$q/spare/$_"))[1] => 1 } spares();
+sleep 2.5;      # the tick's fsync, as above
 my $id3 = send_mail($gw->port, to => 'x@dead.example.test', body => 'token-third');
 ok($id3, "message for a dead host accepted as $id3");
 ok(wait_for(sub { -f "$q/deferred/$id3" }, 20), 'deferred');

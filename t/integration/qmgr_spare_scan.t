@@ -10,6 +10,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/../lib";
 use MailgwTest;
+use Time::HiRes qw(sleep);
 require "$FindBin::Bin/relay_common.pl";
 
 my ($gw) = scanning_gateway();
@@ -31,6 +32,8 @@ ok($gw->wait_log(qr/\Q$id1\E: removed/, 60), 'delivered and removed');
 ok(wait_for(sub { scalar(my @s = spare_inodes()) == 3 }, 10), 'three files wait in spare/')
     or diag join(' ', spare_inodes());
 my %pool = map { $_ => 1 } spare_inodes();
+sleep 2.5;      # a done message's removal is fsynced at the next tick
+                # (qmgr_spare_remove_later); only then its spare is taken
 
 # ---- the next message: queue file and rewrite files are spares ----
 my ($rc, $out) = $gw->mailgw('send-off');
