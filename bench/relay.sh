@@ -8,6 +8,10 @@
 #   REPEAT=1   runs per cell, mailgw and Postfix alternating; with more,
 #              each column is the median over the runs (a shared machine
 #              is noisy)
+#   FLOOR=1    also smtp-source straight into smtp-sink (no relay): the
+#              machine's ceiling for each cell, with the CPU per message
+#              that smtp-source and smtp-sink take themselves; a relay
+#              cannot pass the first, and shares the cores with the second
 #   SCAN=1     mailgw also scans every message (scand with the starter
 #              bases, the default policy: X-Anti-Virus added, so every
 #              message is rewritten; quarantine daemon running); Postfix
@@ -52,6 +56,7 @@ wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/nul
 
 SINK=$(free_port); MGPORT=$(free_port); PFPORT=$(free_port)
 /usr/sbin/smtp-sink -u nobody 127.0.0.1:$SINK 1024 & PIDS+=($!)
+SINK_PID=$!
 wait_port $SINK
 
 # ---- mailgw ----
@@ -135,27 +140,48 @@ run() {                 # run NAME PORT SIZE SESSIONS COUNT -> "msgs/s cpu_ms/ms
     awk -v n="$count" -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v hz="$HZ" -v d="$(mean_delay "$log" "$off")" \
         'BEGIN { printf "%.1f %.3f %s\n", n / (t1 - t0), (c1 - c0) * 1000 / hz / n, d }'
 }
+direct() {              # direct SIZE SESSIONS COUNT -> "msgs/s load_cpu_ms/msg"
+    local size=$1 sess=$2 count=$3 t0 t1 c0 c1 src
+    c0=$(tree_ticks "$SINK_PID"); t0=$(date +%s.%N)
+    src=$(/usr/bin/time -f '%U %S' /usr/sbin/smtp-source -s "$sess" -m "$count" -l "$size" \
+        -f bench@example.org -t user@example.test 127.0.0.1:$SINK 2>&1 >/dev/null | tail -1)
+    t1=$(date +%s.%N); c1=$(tree_ticks "$SINK_PID")
+    awk -v n="$count" -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v hz="$HZ" -v src="$src" \
+        'BEGIN { split(src, u, " "); printf "%.1f %.3f\n", n / (t1 - t0),
+                 ((c1 - c0) / hz + u[1] + u[2]) * 1000 / n }'
+}
 ma_queued() { mg_queued; }
 po_queued() { pf_queued; }
 
-printf "%-7s %-5s | %10s %10s %8s | %10s %10s %8s | %7s %7s\n" size sess \
+FLOOR=${FLOOR:-0}
+printf "%-7s %-5s | %10s %10s %8s | %10s %10s %8s | %7s %7s" size sess \
     "mailgw m/s" "cpu ms/m" "delay s" "postfix m/s" "cpu ms/m" "delay s" "rate x" "cpu /"
+[ "$FLOOR" = 1 ] && printf " | %10s %10s %7s" "direct m/s" "load ms/m" "max x"
+echo
 for size in $SIZES; do
     count=$COUNT_SMALL; [ "$size" -gt 16384 ] && count=$COUNT_LARGE
     for sess in $SESSIONS; do
-        ma=""; pa=""
+        ma=""; pa=""; da=""
         for _ in $(seq "$REPEAT"); do          # alternating: the same noise for both
             ma="$ma$(run mailgw $MGPORT "$size" "$sess" "$count")
 "
             pa="$pa$(run postfix $PFPORT "$size" "$sess" "$count")
 "
+            [ "$FLOOR" = 1 ] && da="$da$(direct "$size" "$sess" "$count")
+"
         done
         read -r mr mc md < <(printf '%s' "$ma" | median_columns 3)
         read -r pr pc pd < <(printf '%s' "$pa" | median_columns 3)
-        printf "%-7s %-5s | %10s %10s %8s | %10s %10s %8s | %7s %7s\n" "$size" "$sess" \
+        printf "%-7s %-5s | %10s %10s %8s | %10s %10s %8s | %7s %7s" "$size" "$sess" \
             "$mr" "$mc" "$md" "$pr" "$pc" "$pd" \
             "$(awk -v a="$mr" -v b="$pr" 'BEGIN { printf "%.2f", a / b }')" \
             "$(awk -v a="$mc" -v b="$pc" 'BEGIN { if (a > 0) printf "%.2f", b / a; else print "n/a" }')"
+        if [ "$FLOOR" = 1 ]; then
+            read -r dr dc < <(printf '%s' "$da" | median_columns 2)
+            printf " | %10s %10s %7s" "$dr" "$dc" "$(awk -v a="$dr" -v b="$pr" 'BEGIN { printf "%.2f", a / b }')"
+        fi
+        echo
     done
 done
 echo "rate x = mailgw msgs/s / Postfix msgs/s; cpu / = Postfix CPU per message / mailgw's; median of $REPEAT run(s) per cell"
+[ "$FLOOR" = 1 ] && echo "direct = smtp-source straight into smtp-sink; load = their CPU per message; max x = direct / Postfix msgs/s (no relay can beat it here)"
