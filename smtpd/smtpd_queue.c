@@ -13,6 +13,17 @@
  * forget), smtpd_queue_forget (a session went away: its callbacks are
  * dropped; a file handed out for it afterwards is aborted).
  *
+ * Files fetched ahead: a MAIL takes a file from a small stock when there
+ * is one (answered at once, no round trip to qmgr), and every file taken
+ * is fetched again with the next commit: its "new" goes out in the same
+ * write as the commit and comes back with the commit's answer, so qmgr
+ * and smtpd wake up once per message instead of twice.  With the stock
+ * empty a MAIL asks for its own file as before.  A stocked file belongs
+ * to the connection that fetched it: when that connection is lost the
+ * stock is closed (qmgr removes those files itself); a refused fetch
+ * (452: the queue file system is short of space) empties the stock, so
+ * the next MAIL asks qmgr and gets the refusal itself.
+ *
  * Failures: a lost connection, a bad frame or no answer within
  * QMGR_REPLY_TIMEOUT fails every pending request with 451 (qmgr removes
  * the uncommitted files of a closed connection itself); the next request
@@ -31,8 +42,9 @@
 #include "util/mem.h"
 
 #define QMGR_REPLY_TIMEOUT 120
+#define SMTPD_STOCK_MAX 8       /* files fetched ahead */
 
-enum qreq_kind { QREQ_HELLO, QREQ_NEW, QREQ_COMMIT, QREQ_ABORT };
+enum qreq_kind { QREQ_HELLO, QREQ_NEW, QREQ_COMMIT, QREQ_ABORT, QREQ_STOCK };
 
 struct qreq {
     int kind;
@@ -41,14 +53,33 @@ struct qreq {
     smtpd_queue_cb cb;
 };
 
+struct stock_file {
+    char id[QUEUE_ID_SIZE];
+    int fd;
+};
+
+/* A MAIL served from the stock, its callback still to run. */
+struct stock_take {
+    struct smtpd_session *s;    /* NULL once forgotten */
+    smtpd_queue_cb cb;
+    struct stock_file f;
+    bool stale;                 /* its connection was lost meanwhile */
+};
+
 struct smtpd_qmgr {
     struct smtpd *d;
     char *path;
     bool connected;
     struct proto_conn conn;
-    struct event *ev_read, *ev_write, *ev_fail, *ev_timeout;
+    struct event *ev_read, *ev_write, *ev_fail, *ev_timeout, *ev_taken;
     struct qreq *q;             /* FIFO: q[head..tail) */
     size_t head, tail, cap;
+    struct stock_file stock[SMTPD_STOCK_MAX];
+    size_t nstock;
+    unsigned want;              /* to fetch with the next commit */
+    unsigned fetching;          /* QREQ_STOCK requests in flight */
+    struct stock_take taken[SMTPD_STOCK_MAX];
+    size_t ntaken;
 };
 
 static void queue_read_cb(evutil_socket_t fd, short what, void *arg);
@@ -74,6 +105,14 @@ static void queue_push(struct smtpd_qmgr *q, int kind, struct smtpd_session *s,
         event_active(q->ev_fail, EV_TIMEOUT, 0);
 }
 
+/* The stock's files closed (their connection is gone, or qmgr refused
+ * one: the next MAIL asks for itself). */
+static void queue_stock_drop(struct smtpd_qmgr *q)
+{
+    while (q->nstock > 0)
+        close(q->stock[--q->nstock].fd);
+}
+
 /* Fail everything pending (callbacks from the deferred event). */
 static void queue_drop_connection(struct smtpd_qmgr *q, const char *why)
 {
@@ -85,6 +124,10 @@ static void queue_drop_connection(struct smtpd_qmgr *q, const char *why)
         proto_conn_close(&q->conn);
         q->connected = false;
     }
+    queue_stock_drop(q);            /* qmgr removes their files itself */
+    q->want = 0;
+    for (size_t i = 0; i < q->ntaken; i++)
+        q->taken[i].stale = true;
     for (size_t i = q->head; i < q->tail; i++)
         q->q[i].failed = true;
     if (q->tail > q->head)
@@ -97,6 +140,8 @@ static void queue_fail_cb(evutil_socket_t fd, short what, void *arg)
 
     while (q->head < q->tail && q->q[q->head].failed) {
         struct qreq r = q->q[q->head++];
+        if (r.kind == QREQ_STOCK && q->fetching > 0)
+            q->fetching--;
         if (r.s && r.cb)
             r.cb(r.s, 451, "queue manager unavailable");
     }
@@ -189,6 +234,33 @@ static void queue_answer_new(struct smtpd_qmgr *q, struct qreq *r, struct proto_
         r->cb(r->s, code == 452 ? 452 : 451, proto_get_str(m, "reason"));
 }
 
+static void queue_answer_stock(struct smtpd_qmgr *q, struct proto_msg *m)
+{
+    const char *status = proto_get_str(m, "status"), *id = proto_get_str(m, "id");
+    int fd;
+
+    if (q->fetching > 0)
+        q->fetching--;
+    if (!status || strcmp(status, "ok") != 0) {
+        queue_stock_drop(q);        /* refused: MAIL asks (and hears why) */
+        q->want = 0;
+        return;
+    }
+    if (!id || !queue_id_valid(id) || (fd = proto_take_fd(m, 0)) < 0) {
+        log_warn("qmgr: answer to new without a valid id and fd");
+        if (id && queue_id_valid(id))
+            smtpd_queue_abort(q->d, id);
+        return;
+    }
+    if (q->nstock == SMTPD_STOCK_MAX) {
+        close(fd);
+        smtpd_queue_abort(q->d, id);
+        return;
+    }
+    str_copy(q->stock[q->nstock].id, id, sizeof(q->stock[q->nstock].id));
+    q->stock[q->nstock++].fd = fd;
+}
+
 static void queue_answer(struct smtpd_qmgr *q, struct proto_msg *m)
 {
     struct qreq r;
@@ -211,6 +283,9 @@ static void queue_answer(struct smtpd_qmgr *q, struct proto_msg *m)
         break;
     case QREQ_NEW:
         queue_answer_new(q, &r, m);
+        break;
+    case QREQ_STOCK:
+        queue_answer_stock(q, m);
         break;
     case QREQ_COMMIT:
         if (r.s)
@@ -250,6 +325,32 @@ static void queue_write_cb(evutil_socket_t fd, short what, void *arg)
     queue_flush(arg);
 }
 
+/* MAILs served from the stock: their callbacks, from the loop.  A file
+ * whose session went away goes back to the stock. */
+static void queue_taken_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtpd_qmgr *q = arg;
+    struct stock_take taken[SMTPD_STOCK_MAX];
+    size_t n = q->ntaken;
+
+    memcpy(taken, q->taken, n * sizeof(*taken));
+    q->ntaken = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct stock_take *t = &taken[i];
+        if (t->s) {
+            str_copy(t->s->txn.id, t->f.id, sizeof(t->s->txn.id));
+            t->s->txn.fd = t->f.fd;
+            t->cb(t->s, 0, NULL);
+        } else if (!t->stale && q->connected && q->nstock < SMTPD_STOCK_MAX) {
+            q->stock[q->nstock++] = t->f;
+        } else {
+            close(t->f.fd);
+            if (!t->stale)
+                smtpd_queue_abort(q->d, t->f.id);
+        }
+    }
+}
+
 struct smtpd_qmgr *smtpd_queue_init(struct smtpd *d, const char *socket_path)
 {
     struct smtpd_qmgr *q = xcalloc(1, sizeof(*q));
@@ -260,6 +361,7 @@ struct smtpd_qmgr *smtpd_queue_init(struct smtpd *d, const char *socket_path)
     q->ev_write = event_new(d->base, -1, 0, queue_write_cb, q);
     q->ev_fail = event_new(d->base, -1, 0, queue_fail_cb, q);
     q->ev_timeout = evtimer_new(d->base, queue_timeout_cb, q);
+    q->ev_taken = event_new(d->base, -1, 0, queue_taken_cb, q);
     return q;
 }
 
@@ -273,20 +375,55 @@ void smtpd_queue_free(struct smtpd_qmgr *q)
     event_free(q->ev_write);
     event_free(q->ev_fail);
     event_free(q->ev_timeout);
+    event_free(q->ev_taken);
+    queue_stock_drop(q);
+    for (size_t i = 0; i < q->ntaken; i++)
+        close(q->taken[i].f.fd);
     free(q->q);
     free(q->path);
     free(q);
 }
 
+/* One more file to fetch with the next commit, as far as the stock has
+ * room for it. */
+static void queue_want(struct smtpd_qmgr *q)
+{
+    if (q->nstock + q->fetching + q->want + q->ntaken < SMTPD_STOCK_MAX)
+        q->want++;
+}
+
 void smtpd_queue_new(struct smtpd_session *s, smtpd_queue_cb cb)
 {
+    struct smtpd_qmgr *q = s->d->qmgr;
     struct proto_msg m;
 
+    queue_want(q);
+    if (q->nstock > 0 && q->connected && q->ntaken < SMTPD_STOCK_MAX) {
+        q->taken[q->ntaken++] = (struct stock_take){s, cb, q->stock[--q->nstock], false};
+        event_active(q->ev_taken, EV_TIMEOUT, 0);
+        return;
+    }
     proto_msg_init(&m);
     proto_put_str(&m, "op", "new");
     proto_put_str(&m, "client", s->namaddr);
     queue_request(s->d->qmgr, QREQ_NEW, s, cb, &m);
     proto_msg_free(&m);
+}
+
+/* The wanted files, asked for behind the commit just queued: the same
+ * write, answered with it. */
+static void queue_fetch(struct smtpd_qmgr *q)
+{
+    struct proto_msg m;
+
+    while (q->want > 0 && q->connected) {
+        q->want--;
+        proto_msg_init(&m);
+        proto_put_str(&m, "op", "new");
+        queue_request(q, QREQ_STOCK, NULL, NULL, &m);
+        proto_msg_free(&m);
+        q->fetching++;
+    }
 }
 
 void smtpd_queue_commit(struct smtpd_session *s, smtpd_queue_cb cb)
@@ -298,6 +435,7 @@ void smtpd_queue_commit(struct smtpd_session *s, smtpd_queue_cb cb)
     proto_put_str(&m, "id", s->txn.id);
     queue_request(s->d->qmgr, QREQ_COMMIT, s, cb, &m);
     proto_msg_free(&m);
+    queue_fetch(s->d->qmgr);
 }
 
 void smtpd_queue_abort(struct smtpd *d, const char *id)
@@ -322,4 +460,7 @@ void smtpd_queue_forget(struct smtpd *d, struct smtpd_session *s)
     for (size_t i = q->head; i < q->tail; i++)
         if (q->q[i].s == s)
             q->q[i].s = NULL;
+    for (size_t i = 0; i < q->ntaken; i++)
+        if (q->taken[i].s == s)
+            q->taken[i].s = NULL;
 }
