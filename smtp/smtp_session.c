@@ -67,8 +67,45 @@ static size_t session_ncached;
 static void session_write_cb(struct bufferevent *bev, void *arg)
 {
     struct smtp_session *s = arg;
+    if (!s->ssl)
+        bufferevent_disable(bev, EV_WRITE);     /* until a flush leaves a rest */
     if (s->sending_content && !s->closed)
         smtp_trans_write_more(s);
+}
+
+/* A plain session writes what its commands and content queued itself, at
+ * the end of the loop round (pipelined commands go out together), instead
+ * of arming the bufferevent's write event for every command: that costs
+ * two epoll_ctl and a loop round per write.  Only what the socket does not
+ * take waits for the write event (errors and the write time-out then come
+ * to session_event_cb as before). */
+static void session_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtp_session *s = arg;
+    struct evbuffer *out;
+
+    s->flush_queued = false;
+    if (s->closed || !s->bev || s->ssl)
+        return;
+    out = bufferevent_get_output(s->bev);
+    /* the bufferevent keeps its output's start frozen between its own
+     * writes; we are the writer here */
+    evbuffer_unfreeze(out, 1);
+    while (evbuffer_get_length(out) > 0 && evbuffer_write(out, bufferevent_getfd(s->bev)) > 0)
+        ;
+    evbuffer_freeze(out, 1);
+    if (evbuffer_get_length(out) > 0)
+        bufferevent_enable(s->bev, EV_WRITE);
+    else if (s->sending_content)
+        smtp_trans_write_more(s);       /* queues the next piece, and a flush */
+}
+
+void smtp_session_output(struct smtp_session *s)
+{
+    if (s->ssl || s->closed || s->flush_queued || !s->ev_flush)
+        return;
+    s->flush_queued = true;
+    event_active(s->ev_flush, EV_TIMEOUT, 0);
 }
 
 static const char *cmd_stage(enum smtp_cmd cmd)
@@ -147,6 +184,7 @@ void smtp_session_send(struct smtp_session *s, enum smtp_cmd cmd, size_t rcpt,
     va_end(ap);
     evbuffer_add(bufferevent_get_output(s->bev), "\r\n", 2);
     smtp_session_expect(s, cmd, rcpt);
+    smtp_session_output(s);
 }
 
 const char *smtp_session_dsn(const struct smtp_reply *r, char *out)
@@ -215,6 +253,8 @@ static void session_free_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct smtp_session *s = arg;
     smtp_reply_free(&s->reply);
+    if (s->ev_flush)
+        event_free(s->ev_flush);
     free(s->expect);
     free(s->batch);
     free(s);
@@ -228,6 +268,8 @@ static void session_close(struct smtp_session *s)
     if (s->closed)
         return;
     s->closed = true;
+    if (s->ev_flush)
+        event_del(s->ev_flush);
     if (s->cached)
         cache_remove(s);
     if (s->bev) {
@@ -415,6 +457,7 @@ static void start_tls(struct smtp_session *s)
     }
     if (inet_pton(AF_INET, s->host, addr) != 1 && inet_pton(AF_INET6, s->host, addr) != 1)
         SSL_set_tlsext_host_name(ssl, s->host);
+    bufferevent_enable(s->bev, EV_WRITE);      /* the filter writes through it */
     struct bufferevent *tls = bufferevent_openssl_filter_new(
         smtp_base, s->bev, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
     if (!tls) {
@@ -545,7 +588,8 @@ static void session_connected(struct smtp_session *s)
     smtp_count("mta_outgoing_connections_total", 1);
     if (s->d)
         snprintf(s->d->relay, sizeof(s->d->relay), "%s[%s]:%u", s->host, s->ip, s->port);
-    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    bufferevent_enable(s->bev, EV_READ);
+    bufferevent_disable(s->bev, EV_WRITE);     /* we write (session_flush_cb) */
     expect_push(s, SMTP_CMD_GREETING, 0);
     smtp_session_arm(s);
 }
@@ -649,6 +693,9 @@ void smtp_session_start(struct smtp_delivery *d, const struct smtp_addr *a, unsi
     s->early_errno = errno;
     if (fd >= 0)
         s->bev = bufferevent_socket_new(smtp_base, fd, BEV_OPT_CLOSE_ON_FREE);
+    s->ev_flush = event_new(smtp_base, -1, 0, session_flush_cb, s);
+    if (!s->ev_flush)
+        log_fatal("cannot create an event");
     if (fd >= 0 && !s->bev) {
         s->early_errno = ENOMEM;
         close(fd);

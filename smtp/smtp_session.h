@@ -62,11 +62,16 @@ struct smtp_session {
     bool mail_ok, sending_content;
     struct queue_content content;
     struct smtp_content_state cstate;
+    struct event *ev_flush;         /* plain: our own write, end of round */
+    bool flush_queued;
 };
 
 /* smtp_session.c */
 void smtp_session_send(struct smtp_session *s, enum smtp_cmd cmd, size_t rcpt,
                        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Output was queued: a plain session writes it itself at the end of
+ * this loop round (a TLS session's bufferevent writes its own). */
+void smtp_session_output(struct smtp_session *s);
 /* A reply is expected (the command went out by other means). */
 void smtp_session_expect(struct smtp_session *s, enum smtp_cmd cmd, size_t rcpt);
 void smtp_session_arm(struct smtp_session *s);

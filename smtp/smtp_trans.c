@@ -246,6 +246,7 @@ static void on_data(struct smtp_session *s)
         /* nothing to send: end the (empty) data at once, ignore the result */
         evbuffer_add(bufferevent_get_output(s->bev), ".\r\n", 3);
         smtp_session_expect(s, SMTP_CMD_DOT, 0);
+        smtp_session_output(s);
         smtp_session_finish(s);
         return;
     }
@@ -316,4 +317,5 @@ void smtp_trans_write_more(struct smtp_session *s)
         evbuffer_add(out, chunk.data, chunk.len);
     }
     buf_reset(&chunk);
+    smtp_session_output(s);
 }
