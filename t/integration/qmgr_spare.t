@@ -14,11 +14,7 @@ use MailgwTest;
 use Time::HiRes qw(sleep);
 require "$FindBin::Bin/relay_common.pl";
 
-for my $need (MailgwTest::bin('mailgw'), map { MailgwTest::libexec($_) } qw(master qmgr smtpd smtp)) {
-    plan skip_all => "$need not built" unless -x $need;
-}
-plan skip_all => 'swaks or aiosmtpd missing'
-    unless -x '/usr/bin/swaks' && system('/usr/bin/python3 -c "import aiosmtpd" 2>/dev/null') == 0;
+relay_needs([qw(master qmgr smtpd smtp)], [qw(swaks aiosmtpd)]);
 
 my $sink = MailgwTest::free_port();
 my $dead = MailgwTest::free_port();     # nothing listens there

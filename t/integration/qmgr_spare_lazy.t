@@ -16,12 +16,7 @@ use lib "$FindBin::Bin/../lib";
 use MailgwTest;
 require "$FindBin::Bin/relay_common.pl";
 
-for my $need (MailgwTest::bin('mailgw'), map { MailgwTest::libexec($_) } qw(master qmgr smtpd smtp)) {
-    plan skip_all => "$need not built" unless -x $need;
-}
-plan skip_all => 'smtp-source, smtp-sink or strace missing'
-    unless -x '/usr/sbin/smtp-source' && -x '/usr/sbin/smtp-sink' && -x '/usr/bin/strace';
-plan skip_all => 'root needed to trace qmgr' if $> != 0;
+relay_needs([qw(master qmgr smtpd smtp)], [qw(smtp-source smtp-sink strace root)]);
 
 my $n = 100;
 my $sink = MailgwTest::free_port();
@@ -35,15 +30,7 @@ my $qmgr = $st && $st->{qmgr} ? $st->{qmgr}{pid} : 0;
 ok($qmgr, "qmgr runs ($qmgr)") or BAIL_OUT('no qmgr');
 
 my $trace = "$d/qmgr.strace";
-my $tpid = fork // die "fork: $!";
-if ($tpid == 0) {
-    open STDIN, '<', '/dev/null';
-    open STDOUT, '>', '/dev/null';
-    open STDERR, '>', '/dev/null';
-    exec('/usr/bin/strace', '-f', '-y', '-e', 'trace=fsync', '-o', $trace, '-p', $qmgr)
-        or POSIX::_exit(127);
-}
-ok(wait_for(sub { -s $trace || (-e $trace && sleep(0.5)) }, 10), 'strace attached');
+my $tpid = start_strace($qmgr, $trace, '-y', '-e', 'trace=fsync');
 
 my $t0 = time;
 system('/usr/sbin/smtp-source', '-s', 1, '-m', $n, '-l', 2000, '-f', 'src@example.org',
@@ -56,8 +43,7 @@ my $elapsed = time - $t0;
 my @sent = $gw->log_text =~ /status=sent/g;
 is(scalar @sent, $n, "$n status=sent lines");
 sleep 2.5;                      # the tick that fsyncs the last removals
-kill 'TERM', $tpid;
-waitpid $tpid, 0;
+stop_strace($tpid);
 
 open my $fh, '<', $trace or die "$trace: $!";
 my ($active, $incoming) = (0, 0);

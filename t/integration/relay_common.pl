@@ -18,6 +18,49 @@ use Time::HiRes qw(sleep time);
 our @RELAY_PIDS;
 END { local $?; kill 'TERM', $_ for @RELAY_PIDS; waitpid($_, 0) for @RELAY_PIDS }
 
+# Skip the whole test unless mailgw and the daemons are built and the
+# tools are here: relay_needs([qw(master qmgr smtpd smtp)],
+# [qw(swaks aiosmtpd smtp-source smtp-sink strace root)]).
+my %TOOL = (
+    swaks         => sub { -x '/usr/bin/swaks' },
+    aiosmtpd      => sub { system('/usr/bin/python3 -c "import aiosmtpd" 2>/dev/null') == 0 },
+    'smtp-source' => sub { -x '/usr/sbin/smtp-source' },
+    'smtp-sink'   => sub { -x '/usr/sbin/smtp-sink' },
+    strace        => sub { -x '/usr/bin/strace' },
+    root          => sub { $> == 0 },
+);
+sub relay_needs {
+    my ($daemons, $tools) = @_;
+    for my $need (MailgwTest::bin('mailgw'), map { MailgwTest::libexec($_) } @$daemons) {
+        Test::More::plan(skip_all => "$need not built") unless -x $need;
+    }
+    for my $t (@{ $tools // [] }) {
+        Test::More::plan(skip_all => "$t missing") unless ($TOOL{$t} // die "tool $t?")->();
+    }
+}
+
+# strace on a running daemon, its output in $file; returns strace's pid
+# (stop_strace ends it and waits, so the file is complete).
+sub start_strace {
+    my ($pid, $file, @args) = @_;
+    my $tpid = fork // die "fork: $!";
+    if ($tpid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', '/dev/null';
+        open STDERR, '>', '/dev/null';
+        exec('/usr/bin/strace', '-f', @args, '-o', $file, '-p', $pid) or POSIX::_exit(127);
+    }
+    wait_for(sub { -e $file }, 10);
+    sleep 0.5;                  # attached to every thread
+    return $tpid;
+}
+
+sub stop_strace {
+    my ($tpid) = @_;
+    kill 'INT', $tpid;
+    waitpid $tpid, 0;
+}
+
 sub wait_for {
     my ($cond, $secs) = @_;
     my $deadline = time + ($secs // 10);

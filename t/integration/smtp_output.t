@@ -16,11 +16,7 @@ use lib "$FindBin::Bin/../lib";
 use MailgwTest;
 require "$FindBin::Bin/relay_common.pl";
 
-for my $need (MailgwTest::bin('mailgw'), map { MailgwTest::libexec($_) } qw(master qmgr smtpd smtp)) {
-    plan skip_all => "$need not built" unless -x $need;
-}
-plan skip_all => 'swaks or aiosmtpd missing'
-    unless -x '/usr/bin/swaks' && system('/usr/bin/python3 -c "import aiosmtpd" 2>/dev/null') == 0;
+relay_needs([qw(master qmgr smtpd smtp)], [qw(swaks aiosmtpd)]);
 
 my $sink = MailgwTest::free_port();
 my $gw = MailgwTest->new(daemons => 'qmgr,smtpd,smtp',
@@ -60,22 +56,14 @@ SKIP: {
     my $st = $gw->status;
     my $smtp = $st && $st->{smtp} ? $st->{smtp}{pid} : 0;
     my $trace = "$d/smtp.strace";
-    my $tpid = fork // die "fork: $!";
-    if ($tpid == 0) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', '/dev/null';
-        open STDERR, '>', '/dev/null';
-        exec('/usr/bin/strace', '-f', '-c', '-o', $trace, '-p', $smtp) or POSIX::_exit(127);
-    }
-    sleep 1;
+    my $tpid = start_strace($smtp, $trace, '-c');
     my $n = 60;
     my $before = () = $gw->log_text =~ /status=sent/g;
     system('/usr/sbin/smtp-source', '-s', 1, '-m', $n, '-l', 2000, '-f', 'src@example.org',
            '-t', 'small@example.test', "127.0.0.1:" . $gw->port);
     ok(wait_for(sub { (() = $gw->log_text =~ /status=sent/g) >= $before + $n }, 120),
        "$n small messages delivered");
-    kill 'INT', $tpid;
-    waitpid $tpid, 0;
+    stop_strace($tpid);
     open my $th, '<', $trace or die "$trace: $!";
     my ($ctl) = map { /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?epoll_ctl$/ ? $1 : () } <$th>;
     close $th;

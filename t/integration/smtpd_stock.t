@@ -14,10 +14,7 @@ use lib "$FindBin::Bin/../lib";
 use MailgwTest;
 require "$FindBin::Bin/relay_common.pl";
 
-for my $need (MailgwTest::bin('mailgw'), map { MailgwTest::libexec($_) } qw(master qmgr smtpd)) {
-    plan skip_all => "$need not built" unless -x $need;
-}
-plan skip_all => 'swaks missing' unless -x '/usr/bin/swaks';
+relay_needs([qw(master qmgr smtpd)], [qw(swaks)]);
 
 my $gw = MailgwTest->new(daemons => 'qmgr,smtpd');
 my $q = $gw->queue_dir;
