@@ -14,6 +14,7 @@
  */
 #include "addr/addr.h"
 #include "dsn/dsn_int.h"
+#include "util/text.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -133,23 +134,14 @@ void dsn_xtext_encode(struct buf *out, const char *s, size_t n)
     addr_xtext_encode(out, s, n);
 }
 
-static int dsn_hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 /* Lenient: a '+' not followed by two hex digits stays a '+'. */
 void dsn_xtext_decode(struct buf *out, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        if (s[i] == '+' && i + 2 < n && dsn_hex(s[i + 1]) >= 0 && dsn_hex(s[i + 2]) >= 0) {
-            buf_append_byte(out, (uint8_t)(dsn_hex(s[i + 1]) * 16 + dsn_hex(s[i + 2])));
+        int h, l;
+        if (s[i] == '+' && i + 2 < n && (h = text_hex_value(s[i + 1])) >= 0 &&
+            (l = text_hex_value(s[i + 2])) >= 0) {
+            buf_append_byte(out, (uint8_t)(h * 16 + l));
             i += 2;
         } else {
             buf_append_byte(out, (uint8_t)s[i]);

@@ -16,6 +16,7 @@
  */
 #include "mime/mime_int.h"
 #include "util/mem.h"
+#include "util/text.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -108,17 +109,6 @@ static void mime_dec_base64(const unsigned char *s, size_t len,
     }
 }
 
-static int mime_hexdig(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 /* "=" then blanks then end of line: a soft line break; returns the
  * number of bytes it spans, 0 if not one. */
 static size_t mime_qp_soft(const unsigned char *s, size_t i, size_t len)
@@ -146,8 +136,8 @@ static void mime_dec_qp(const unsigned char *s, size_t len,
             mime_out_byte(o, s[i]);
             continue;
         }
-        int h = i + 1 < len ? mime_hexdig(s[i + 1]) : -1;
-        int l = i + 2 < len ? mime_hexdig(s[i + 2]) : -1;
+        int h = i + 1 < len ? text_hex_value(s[i + 1]) : -1;
+        int l = i + 2 < len ? text_hex_value(s[i + 2]) : -1;
         size_t soft;
         if (h >= 0 && l >= 0) {
             mime_out_byte(o, (unsigned char)(h * 16 + l));

@@ -19,6 +19,7 @@
  */
 #include "mime/mime_int.h"
 #include "util/mem.h"
+#include "util/text.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -165,20 +166,12 @@ static size_t mime_raw_params(const char *s, struct mime_raw_param **out,
     return n;
 }
 
-static int mime_hex(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 static void mime_pct_decode(const char *s, struct buf *out)
 {
     for (; *s; s++) {
         int h, l;
-        if (*s == '%' && (h = mime_hex((unsigned char)s[1])) >= 0 &&
-            (l = mime_hex((unsigned char)s[2])) >= 0) {
+        if (*s == '%' && (h = text_hex_value((unsigned char)s[1])) >= 0 &&
+            (l = text_hex_value((unsigned char)s[2])) >= 0) {
             buf_append_byte(out, (uint8_t)(h * 16 + l));
             s += 2;
         } else {

@@ -15,6 +15,7 @@
  */
 #include "mime/mime_int.h"
 #include "util/mem.h"
+#include "util/text.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -128,14 +129,6 @@ static bool mime_word_b(const char *s, size_t n, struct buf *out)
     return ok;
 }
 
-static int mime_hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 static bool mime_word_q(const char *s, size_t n, struct buf *out)
 {
     bool ok = true;
@@ -145,8 +138,8 @@ static bool mime_word_q(const char *s, size_t n, struct buf *out)
         if (s[i] == '_') {
             buf_append_byte(out, ' ');
         } else if (s[i] == '=' && i + 2 < n &&
-                   (h = mime_hexval((unsigned char)s[i + 1])) >= 0 &&
-                   (l = mime_hexval((unsigned char)s[i + 2])) >= 0) {
+                   (h = text_hex_value((unsigned char)s[i + 1])) >= 0 &&
+                   (l = text_hex_value((unsigned char)s[i + 2])) >= 0) {
             buf_append_byte(out, (uint8_t)(h * 16 + l));
             i += 2;
         } else {
