@@ -340,6 +340,11 @@ struct qmgr_newmsg {
 int qmgr_notify_new(struct qmgr *q, const struct queue_envelope *env, int src_fd,
                     const struct queue_file *src_qf, const void *data, size_t len, unsigned how,
                     struct qmgr_newmsg *out, const char **why);
+/* The same with another writer: write(fd, arg, why) fills the file and
+ * fsyncs it (0 / -1 with *why), as dsn_queue_write does for reports. */
+typedef int (*qmgr_write_fn)(int fd, void *arg, const char **why);
+int qmgr_notify_new_with(struct qmgr *q, qmgr_write_fn write, void *arg, unsigned how,
+                         struct qmgr_newmsg *out, const char **why);
 /* A complete tmp file (qf read from fd; freed here): NOSCAN, intake
  * mark, rename to incoming/target (NULL = its own name; a file there is
  * replaced and joins the spare pool after the next incoming/ fsync). */

@@ -8,11 +8,11 @@
  * ("relayed") for the recipients given whose NOTIFY asks for that action
  * (no NOTIFY: failures and delays yes, successes no).  Never a report to
  * the null sender <> nor about a report (dsn_should_bounce).  The report
- * is written by qmgr itself like any commit: a fresh tmp/NEWID,
- * dsn_queue_write (envelope + content, END, fsync), re-read with the
- * queue file reader, renamed into incoming/, incoming/ fsynced; only then
- * does the caller mark the original recipients BOUNCED.  The new message
- * skips the scan step (it is ours) and is delivered like any other.
+ * is made like qmgr's other new messages (qmgr_notify_new_with): a fresh
+ * tmp/NEWID, dsn_queue_write (envelope + content, END, fsync), re-read
+ * with the queue file reader, the FLAGS record "no scan" (it is ours,
+ * also after a restart), renamed into incoming/, incoming/ fsynced; only
+ * then does the caller mark the original recipients BOUNCED.
  *
  * The report honours RET (full original or headers only), ENVID and
  * ORCPT (lib/dsn); DsnTemplate gives the text part, BounceSizeLimit the
@@ -46,41 +46,39 @@ static const char *qmgr_bounce_kind(enum dsn_action a)
     }
 }
 
-/* Write, check and commit the report; 0 and newid, or -1. */
-static int qmgr_bounce_queue(struct qmgr *q, struct qmgr_msg *m, const struct dsn_message *msg,
-                             char newid[QUEUE_ID_SIZE], uint64_t *size)
-{
+struct qmgr_bounce_write {
     struct dsn_envelope de;
-    struct queue_file nqf;
-    const char *why = NULL;
-    int fd = qmgr_spare_new_file(q, newid);
-    int rc = -1;
+    const struct dsn_message *msg;
+};
 
-    if (fd < 0) {
-        log_error("%s: cannot create a report in %s/tmp: %m", m->id, q->queue_path);
+static int qmgr_bounce_write(int fd, void *arg, const char **why)
+{
+    struct qmgr_bounce_write *b = arg;
+
+    return dsn_queue_write(fd, &b->de, b->msg, why);
+}
+
+/* Write, check and commit the report (qmgr_notify_new_with, then the
+ * incoming/ fsync); 0 with nm filled for qmgr_notify_ready, or -1. */
+static int qmgr_bounce_queue(struct qmgr *q, struct qmgr_msg *m, const struct dsn_message *msg,
+                             struct qmgr_newmsg *nm)
+{
+    struct qmgr_bounce_write b = { .msg = msg };
+    const char *why = NULL;
+    int rc;
+
+    dsn_envelope_make(&b.de, &m->qf.env, msg, qmgr_now_us());
+    rc = qmgr_notify_new_with(q, qmgr_bounce_write, &b, QMGR_NEW_NOSCAN, nm, &why);
+    dsn_envelope_free(&b.de);
+    if (rc < 0) {
+        log_error("%s: cannot queue a report: %s: %m", m->id, why ? why : "?");
         return -1;
     }
-    dsn_envelope_make(&de, &m->qf.env, msg, qmgr_now_us());
-    if (dsn_queue_write(fd, &de, msg, &why) < 0)
-        log_error("%s: cannot write report %s: %s: %m", m->id, newid, why);
-    else if (queue_file_read(fd, &nqf, &why) < 0)
-        log_error("%s: report %s is malformed: %s", m->id, newid, why);
-    else {
-        *size = nqf.content_size;
-        queue_file_free(&nqf);
-        if (renameat(q->dir_fd[QMGR_TMP], newid, q->dir_fd[QMGR_INCOMING], newid) < 0)
-            log_error("%s: cannot move report %s to incoming/: %m", m->id, newid);
-        else if (fsync(q->dir_fd[QMGR_INCOMING]) < 0) {
-            log_error("%s: fsync %s/incoming: %m", m->id, q->queue_path);
-            (void)unlinkat(q->dir_fd[QMGR_INCOMING], newid, 0);
-        } else
-            rc = 0;
+    if (qmgr_notify_sync(q) < 0) {
+        qmgr_notify_undo(q, nm);
+        return -1;
     }
-    close(fd);
-    if (rc < 0)
-        (void)qmgr_spare_remove(q, QMGR_TMP, newid);
-    dsn_envelope_free(&de);
-    return rc;
+    return 0;
 }
 
 /* The remote server's own reply out of smtp's "host X said: REPLY (in
@@ -132,8 +130,7 @@ int qmgr_bounce_send(struct qmgr *q, struct qmgr_msg *m, int action, const size_
     struct dsn_request req;
     struct dsn_message msg;
     const char *why = NULL;
-    char newid[QUEUE_ID_SIZE];
-    uint64_t size = 0;
+    struct qmgr_newmsg nm;
     size_t nrep;
     int rc = -1;
 
@@ -159,14 +156,11 @@ int qmgr_bounce_send(struct qmgr *q, struct qmgr_msg *m, int action, const size_
     req.nreports = nrep;
     if (dsn_build(&req, &msg, &why) < 0)
         log_error("%s: cannot build a report: %s", m->id, why ? why : "?");
-    else if (qmgr_bounce_queue(q, m, &msg, newid, &size) == 0) {
+    else if (qmgr_bounce_queue(q, m, &msg, &nm) == 0) {
         rc = 0;
-        q->count[QMGR_INCOMING]++;
         q->ctr.dsn_generated++;
-        log_msg("%s: %s: %s", m->id, qmgr_bounce_kind((enum dsn_action)action), newid);
-        log_msg("%s: from=<>, size=%llu, nrcpt=1 (queue active)", newid,
-                (unsigned long long)size);
-        qmgr_incoming_ready_noscan(q, newid);
+        log_msg("%s: %s: %s", m->id, qmgr_bounce_kind((enum dsn_action)action), nm.id);
+        qmgr_notify_ready(q, &nm);      /* "NEWID: from=<>, ..." and on */
     }
     dsn_message_free(&msg);
     for (size_t k = 0; k < nrep; k++)

@@ -4,12 +4,14 @@
  * received mail, and the per-group rewritten files of a split message
  * (POLICY-REPLY.md "What qmgr does with a block").
  *
- * Interface (qmgr.h): qmgr_notify_new(), qmgr_notify_adopt(),
+ * Interface (qmgr.h): qmgr_notify_new(), qmgr_notify_new_with(),
+ * qmgr_notify_adopt(),
  * qmgr_notify_ready(), qmgr_notify_undo(), qmgr_notify_notice(),
  * qmgr_notify_sync().
  *
- * Every new message is made like a commit (as qmgr_bounce.c does for
- * DSNs): a fresh tmp/NEWID written with the lib/queue writer (END +
+ * Every new message is made like a commit (DSN reports too, through
+ * qmgr_notify_new_with from qmgr_bounce.c): a fresh tmp/NEWID written
+ * with the lib/queue writer (END +
  * fsync), re-read with the queue file reader, optionally given the
  * FLAGS record QUEUE_FLAG_NOSCAN (so it skips scanning also after a
  * restart) and the intake mark (file mode bit S_IXGRP: no archive-in, no
@@ -120,9 +122,8 @@ static int qmgr_notify_place(struct qmgr *q, int fd, const char *tmpid, const ch
     return rc;
 }
 
-int qmgr_notify_new(struct qmgr *q, const struct queue_envelope *env, int src_fd,
-                    const struct queue_file *src_qf, const void *data, size_t len, unsigned how,
-                    struct qmgr_newmsg *out, const char **why)
+int qmgr_notify_new_with(struct qmgr *q, qmgr_write_fn write, void *arg, unsigned how,
+                         struct qmgr_newmsg *out, const char **why)
 {
     char tmpid[QUEUE_ID_SIZE];
     struct queue_file qf;
@@ -134,13 +135,36 @@ int qmgr_notify_new(struct qmgr *q, const struct queue_envelope *env, int src_fd
         *why = "cannot create a file in tmp/";
         return -1;
     }
-    if (qmgr_notify_write(fd, env, src_fd, src_qf, data, len, why) == 0 &&
-        queue_file_read(fd, &qf, why) == 0)
+    if (write(fd, arg, why) == 0 && queue_file_read(fd, &qf, why) == 0)
         rc = qmgr_notify_place(q, fd, tmpid, tmpid, &qf, how, out, why);
     close(fd);
     if (rc < 0)
         (void)qmgr_spare_remove(q, QMGR_TMP, tmpid);
     return rc;
+}
+
+struct qmgr_notify_src {
+    const struct queue_envelope *env;
+    int src_fd;
+    const struct queue_file *src_qf;
+    const void *data;
+    size_t len;
+};
+
+static int qmgr_notify_write_src(int fd, void *arg, const char **why)
+{
+    const struct qmgr_notify_src *a = arg;
+
+    return qmgr_notify_write(fd, a->env, a->src_fd, a->src_qf, a->data, a->len, why);
+}
+
+int qmgr_notify_new(struct qmgr *q, const struct queue_envelope *env, int src_fd,
+                    const struct queue_file *src_qf, const void *data, size_t len, unsigned how,
+                    struct qmgr_newmsg *out, const char **why)
+{
+    struct qmgr_notify_src a = { env, src_fd, src_qf, data, len };
+
+    return qmgr_notify_new_with(q, qmgr_notify_write_src, &a, how, out, why);
 }
 
 int qmgr_notify_adopt(struct qmgr *q, int fd, const char *tmpid, const char *target,

@@ -5,7 +5,8 @@
  * Usage: smtpd_qdump FILE
  * Output: "name=value" lines for the envelope (client_addr, client_name,
  * helo, proto, tls, sender, envid, ret, body, smtputf8), one
- * "rcpt=ADDR notify=N orcpt=VALUE" line per recipient, "size=N", then a
+ * "rcpt=ADDR notify=N orcpt=VALUE" line per recipient, "flags=N" (the
+ * FLAGS record, 0 without one), "size=N", then a
  * line "content:" followed by the raw content bytes.  Exit 1 with the
  * reader's reason on a bad file.
  */
@@ -50,6 +51,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < qf.env.nrcpts; i++)
         printf("rcpt=%s notify=%u orcpt=%s\n", qf.env.rcpts[i].addr, qf.env.rcpts[i].notify,
                str(qf.env.rcpts[i].orcpt));
+    printf("flags=%u\n", (unsigned)qf.flags);
     printf("size=%llu\ncontent:\n", (unsigned long long)qf.content_size);
     fflush(stdout);
     queue_content_open(&qc, fd, &qf);

@@ -143,6 +143,20 @@ ok(delivered('token-hard'), 'the good recipient got the message');
 ok($gw->wait_log(qr/\Q$id\E: removed/, 10), 'original removed');
 ok($gw->wait_log(qr/\Q$bid\E: removed/, 10), 'report delivered and removed') if $bid;
 
+# a report waiting for a retry carries "no scan" in its file (it is ours:
+# not scanned after a restart either)
+$id = send_mail($gw->port, from => 'someone@dead.example.test', to => 'hard@example.test',
+                body => 'token-hard-dead');
+ok($gw->wait_log(qr/\Q$id\E: sender non-delivery notification: (\w+)/, 20),
+   'a report to a sender behind a dead host');
+($bid) = $gw->log_text =~ /\Q$id\E: sender non-delivery notification: (\w+)/;
+ok($bid && wait_for(sub { -f "$d/queue/deferred/$bid" }, 30), 'the report waits in deferred/');
+my $dump = $bid ? `@{[ MailgwTest::helper('smtpd_qdump') ]} $d/queue/deferred/$bid` : '';
+like($dump, qr/^sender=\n|^sender=\(none\)$/m, 'from <>');
+my ($flags) = $dump =~ /^flags=(\d+)$/m;
+ok(defined $flags && ($flags & 1), 'its FLAGS record says QUEUE_FLAG_NOSCAN')
+    or diag "flags=" . ($flags // '?');
+
 # a report that bounces is not reported again
 control("rcpt ^sender\@ 550 5.1.1 sender mailbox gone\nrcpt ^hard\@ 550 5.1.1 no such user\n");
 $id = send_mail($gw->port, to => 'hard@example.test', body => 'token-double');
