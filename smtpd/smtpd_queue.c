@@ -105,12 +105,17 @@ static void queue_push(struct smtpd_qmgr *q, int kind, struct smtpd_session *s,
         event_active(q->ev_fail, EV_TIMEOUT, 0);
 }
 
-/* The stock's files closed (their connection is gone, or qmgr refused
- * one: the next MAIL asks for itself). */
-static void queue_stock_drop(struct smtpd_qmgr *q)
+/* The stock's files closed: their connection is gone (qmgr removed
+ * them), or qmgr refused one (abort: the files go now; the next MAIL
+ * asks for itself). */
+static void queue_stock_drop(struct smtpd_qmgr *q, bool abort)
 {
-    while (q->nstock > 0)
-        close(q->stock[--q->nstock].fd);
+    while (q->nstock > 0) {
+        struct stock_file *f = &q->stock[--q->nstock];
+        close(f->fd);
+        if (abort)
+            smtpd_queue_abort(q->d, f->id);
+    }
 }
 
 /* Fail everything pending (callbacks from the deferred event). */
@@ -124,7 +129,7 @@ static void queue_drop_connection(struct smtpd_qmgr *q, const char *why)
         proto_conn_close(&q->conn);
         q->connected = false;
     }
-    queue_stock_drop(q);            /* qmgr removes their files itself */
+    queue_stock_drop(q, false);     /* qmgr removes their files itself */
     q->want = 0;
     for (size_t i = 0; i < q->ntaken; i++)
         q->taken[i].stale = true;
@@ -242,7 +247,7 @@ static void queue_answer_stock(struct smtpd_qmgr *q, struct proto_msg *m)
     if (q->fetching > 0)
         q->fetching--;
     if (!status || strcmp(status, "ok") != 0) {
-        queue_stock_drop(q);        /* refused: MAIL asks (and hears why) */
+        queue_stock_drop(q, true);  /* refused: MAIL asks (and hears why) */
         q->want = 0;
         return;
     }
@@ -376,7 +381,7 @@ void smtpd_queue_free(struct smtpd_qmgr *q)
     event_free(q->ev_fail);
     event_free(q->ev_timeout);
     event_free(q->ev_taken);
-    queue_stock_drop(q);
+    queue_stock_drop(q, false);
     for (size_t i = 0; i < q->ntaken; i++)
         close(q->taken[i].f.fd);
     free(q->q);

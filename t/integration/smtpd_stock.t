@@ -4,14 +4,15 @@
 # exactly that file (no round trip at MAIL); when qmgr dies the stock
 # goes with its connection and the next message still gets a good file
 # and a 250 (smtpd keeps no fd of the lost stock); when qmgr refuses new
-# files (MinimalQueueFreeSpaceSize) MAIL hears the 452 itself (the stock
-# is emptied by the refused fetch, or went with a restart of smtpd).
+# files (MinimalQueueFreeSpaceSize, on a small tmpfs queue) the stock is
+# dropped and aborted, and MAIL hears the 452 itself.
 use strict;
 use warnings;
 use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/../lib";
 use MailgwTest;
+use IO::Socket::INET;
 require "$FindBin::Bin/relay_common.pl";
 
 relay_needs([qw(master qmgr smtpd)], [qw(swaks)]);
@@ -58,20 +59,60 @@ my @held = grep { m{/tmp/[^/]+ \(deleted\)$} }
            map { readlink($_) // '' } glob("/proc/$smtpd/fd/*");
 is(scalar @held, 0, 'smtpd holds no file of the lost connection') or diag "@held";
 
-# ---- qmgr refuses new files: the stock is emptied, MAIL gets the 452 ----
-$gw->set('limits.MinimalQueueFreeSpaceSize' => '1000000 MB');
-$gw->write_config;
-my ($rc, $out) = $gw->mailgw('reload');
-is($rc, 0, 'reload with MinimalQueueFreeSpaceSize above the free space') or diag $out;
-ok($gw->wait_log(qr/reload/i, 10), 'reloaded');
-my @replies;
-for my $n (1 .. 3) {
-    my $o = `swaks --server 127.0.0.1:@{[ $gw->port ]} --from s\@example.org --to d$n\@example.test --body x --timeout 20 2>&1`;
-    my ($mail) = $o =~ /MAIL FROM:[^\n]*\n<[-*~]*\s+(\d{3})/;
-    push @replies, $mail // '?';
-}
-# the file in stock may still take one message; after that MAIL hears 452
-is($replies[-1], '452', "MAIL answered 452 once the stock is gone (@replies)");
-ok(!grep({ $_ ne '250' && $_ ne '452' } @replies), 'only 250 or 452');
 $gw->stop;
+
+# ---- qmgr refuses new files: the stock is dropped, MAIL gets the 452 ----
+# (a queue on a 16 MB tmpfs with MinimalQueueFreeSpaceSize 8 MB; a filler
+# file takes the space while smtpd holds files fetched ahead)
+my $gw2 = MailgwTest->new(daemons => 'qmgr,smtpd', 'limits.MinimalQueueFreeSpaceSize' => '8 MB');
+my $q2 = $gw2->queue_dir;
+my $mounted;
+END { system('umount', '-l', $q2) if $mounted }
+SKIP: {
+    skip 'root needed for a small tmpfs queue', 9 unless $> == 0;
+    mkdir $q2;
+    $mounted = system('mount', '-t', 'tmpfs', '-o', 'size=16m,mode=0755', 'tmpfs', $q2) == 0;
+    skip 'cannot mount a tmpfs', 9 unless $mounted;
+    $gw2->start or BAIL_OUT('mailgw on the small queue did not start');
+    $q = $q2;                   # for tmp_files
+    my $m1 = send_mail($gw2->port, to => 'e@example.test', body => 'token-e');
+    ok($m1 && in_queue($m1), 'a message on the small queue');
+    # MAIL, RSET, MAIL in one session: the first MAIL takes the stocked
+    # file and the RSET gives it up, so two are wanted; the commit of the
+    # second transaction fetches both
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $gw2->port, Timeout => 20)
+        or die "connect: $!";
+    my @said;
+    my $say = sub {
+        print $s "$_[0]\r\n" if defined $_[0];
+        my $l;
+        do { $l = <$s> // '' } while ($l =~ /^\d{3}-/);
+        push @said, $l =~ /^(\d{3})/ ? $1 : '?';
+    };
+    $say->(undef);
+    $say->($_) for 'EHLO t', 'MAIL FROM:<s@example.org>', 'RSET', 'MAIL FROM:<s@example.org>',
+                   'RCPT TO:<p@example.test>', 'DATA';
+    $say->("Subject: p\r\n\r\ntoken-p\r\n.");
+    $say->('QUIT');
+    close $s;
+    is("@said", '220 250 250 250 250 250 354 250 221', 'MAIL, RSET, MAIL: the message is taken');
+    ok(wait_for(sub { scalar(my @t = tmp_files()) == 2 }, 10), 'two files fetched ahead')
+        or diag join(' ', tmp_files());
+    open my $fh, '>', "$q2/filler" or die "$q2/filler: $!";
+    print $fh "\0" x (10 * 1024 * 1024);
+    close $fh;
+    my $m2 = send_mail($gw2->port, to => 'f@example.test', body => 'token-f');
+    ok($m2 && in_queue($m2), 'the next message takes the file fetched ahead (250)');
+    ok(wait_for(sub { scalar(my @t = tmp_files()) == 0 }, 10),
+       'qmgr refused the next fetch: smtpd dropped and aborted its stock, tmp/ is empty')
+        or diag join(' ', tmp_files());
+    my $o = `swaks --server 127.0.0.1:@{[ $gw2->port ]} --from s\@example.org --to g\@example.test --body x --timeout 20 2>&1`;
+    like($o, qr/MAIL FROM:[^\n]*\n<[-*~]*\s+452 4\.3\.1/, 'and MAIL hears the 452 itself');
+    unlink "$q2/filler";
+    my $m3 = send_mail($gw2->port, to => 'h@example.test', body => 'token-h');
+    ok($m3 && in_queue($m3), 'space back: mail is taken again');
+    ok(wait_for(sub { scalar(my @t = tmp_files()) >= 1 }, 10), 'and the stock refills');
+    $gw2->stop;
+    $mounted = system('umount', $q2) != 0;
+}
 done_testing;
