@@ -273,10 +273,9 @@ void qmgr_msg_after_sync(struct qmgr *q, struct qmgr_msg *m, enum qmgr_dir dir, 
  * for moves whose loss at a crash only repeats work, as to active/ (the
  * file stays durably in its old directory and is delivered from there). */
 int qmgr_msg_move_nosync(struct qmgr *q, struct qmgr_msg *m, enum qmgr_dir to, qmgr_sync_fn fn);
-/* Remove m's file, log "ID: removed", forget m. */
-/* A message that is done: its file leaves for the pool, the directory
- * fsync may wait a second (qmgr_spare_remove_later).  An administrator's
- * delete (qmgr_msg_delete) is fsynced at once. */
+/* Remove m's file, log "ID: removed", forget m.  A message that is done:
+ * its directory's fsync may wait a second (qmgr_spare_remove_later); an
+ * administrator's delete (qmgr_msg_delete) is fsynced at once. */
 void qmgr_msg_remove(struct qmgr *q, struct qmgr_msg *m);
 void qmgr_msg_delete(struct qmgr *q, struct qmgr_msg *m);
 /* Put an incoming/ message on a waiting list and wake the run loop;

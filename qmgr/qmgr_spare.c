@@ -71,8 +71,8 @@ struct qmgr_spares {
     size_t head, len;           /* ring[head..head+len): oldest first */
     size_t ready;               /* the first `ready` may be taken */
     unsigned next;
-    size_t lazy;                /* removals whose directory fsync waits */
-    bool lazy_dir[QMGR_NDIRS];  /* ... in these directories */
+    size_t lazy;                /* removals since the last flush_lazy */
+    bool lazy_dir[QMGR_NDIRS];  /* directories whose fsync they wait for */
 };
 
 static void qmgr_spare_name(char out[QMGR_SPARE_NAME], unsigned n)
@@ -111,12 +111,21 @@ static int qmgr_spare_keep(struct qmgr *q, enum qmgr_dir at, const char *id, enu
     return 0;
 }
 
+/* at/id into the pool (waiting for the fsync of dir "wait"), or gone
+ * when the pool is full */
+static int qmgr_spare_drop(struct qmgr *q, enum qmgr_dir at, const char *id, enum qmgr_dir wait)
+{
+    if (qmgr_spare_keep(q, at, id, wait) < 0 && unlinkat(q->dir_fd[at], id, 0) < 0 &&
+        errno != ENOENT)
+        return -1;
+    return 0;
+}
+
 /* at/id leaves for the pool; reused after the next fsync of dir "wait" */
 static int qmgr_spare_remove_after(struct qmgr *q, enum qmgr_dir at, const char *id,
                                    enum qmgr_dir wait)
 {
-    if (qmgr_spare_keep(q, at, id, wait) < 0 && unlinkat(q->dir_fd[at], id, 0) < 0 &&
-        errno != ENOENT)
+    if (qmgr_spare_drop(q, at, id, wait) < 0)
         return -1;
     if (wait != QMGR_TMP)
         q->dir_dirty[wait] = true;
@@ -149,8 +158,7 @@ int qmgr_spare_remove_later(struct qmgr *q, enum qmgr_dir from, const char *id)
 
     if (from == QMGR_TMP)
         return qmgr_spare_remove(q, from, id);
-    if (qmgr_spare_keep(q, from, id, from) < 0 && unlinkat(q->dir_fd[from], id, 0) < 0 &&
-        errno != ENOENT)
+    if (qmgr_spare_drop(q, from, id, from) < 0)
         return -1;
     sp->lazy_dir[from] = true;
     if (++sp->lazy >= QMGR_SPARE_LAZY)
@@ -158,9 +166,19 @@ int qmgr_spare_remove_later(struct qmgr *q, enum qmgr_dir from, const char *id)
     return 0;
 }
 
+/* Does a removal wait for its directory's fsync? */
+static bool qmgr_spare_lazy_waits(const struct qmgr_spares *sp)
+{
+    for (int d = 0; d < QMGR_NDIRS; d++) {
+        if (sp->lazy_dir[d])
+            return true;
+    }
+    return false;
+}
+
 void qmgr_spare_tick(struct qmgr *q)
 {
-    if (q->spares->lazy > 0)
+    if (qmgr_spare_lazy_waits(q->spares))
         qmgr_spare_flush_lazy(q);
 }
 
@@ -221,11 +239,10 @@ void qmgr_spare_synced(struct qmgr *q, const bool synced[QMGR_NDIRS],
     for (size_t i = 0; i < nwait; i++)
         *qmgr_spare_at(sp, keep++) = wait[i];
     sp->len = keep;
-    sp->lazy = 0;
     for (int d = 0; d < QMGR_NDIRS; d++) {
         if (synced[d] || failed[d])
             sp->lazy_dir[d] = false;
-        else if (sp->lazy_dir[d])
-            sp->lazy = nwait;   /* still waiting: a tick flushes them */
     }
+    if (!qmgr_spare_lazy_waits(sp))
+        sp->lazy = 0;
 }
