@@ -21,7 +21,7 @@
  * empty a MAIL asks for its own file as before.  A stocked file belongs
  * to the connection that fetched it: when that connection is lost the
  * stock is closed (qmgr removes those files itself); a refused fetch
- * (452: the queue file system is short of space) empties the stock, so
+ * (452: the queue file system is short of space) aborts the stock, so
  * the next MAIL asks qmgr and gets the refusal itself.
  *
  * Failures: a lost connection, a bad frame or no answer within
@@ -77,7 +77,6 @@ struct smtpd_qmgr {
     struct stock_file stock[SMTPD_STOCK_MAX];
     size_t nstock;
     unsigned want;              /* to fetch with the next commit */
-    unsigned fetching;          /* QREQ_STOCK requests in flight */
     struct stock_take taken[SMTPD_STOCK_MAX];
     size_t ntaken;
 };
@@ -145,8 +144,6 @@ static void queue_fail_cb(evutil_socket_t fd, short what, void *arg)
 
     while (q->head < q->tail && q->q[q->head].failed) {
         struct qreq r = q->q[q->head++];
-        if (r.kind == QREQ_STOCK && q->fetching > 0)
-            q->fetching--;
         if (r.s && r.cb)
             r.cb(r.s, 451, "queue manager unavailable");
     }
@@ -211,28 +208,39 @@ static void queue_request(struct smtpd_qmgr *q, int kind, struct smtpd_session *
     queue_flush(q);
 }
 
-static void queue_answer_new(struct smtpd_qmgr *q, struct qreq *r, struct proto_msg *m)
+/* The file an answer to "new" hands over: 1 with f filled, 0 refused,
+ * -1 malformed (warned; an id it names is aborted). */
+static int queue_new_file(struct smtpd_qmgr *q, struct proto_msg *m, struct stock_file *f)
 {
     const char *status = proto_get_str(m, "status"), *id = proto_get_str(m, "id");
-    int64_t code = 451;
-    int fd;
 
-    if (status && strcmp(status, "ok") == 0 && id && queue_id_valid(id) &&
-        (fd = proto_take_fd(m, 0)) >= 0) {
+    if (!status || strcmp(status, "ok") != 0)
+        return 0;
+    if (id && queue_id_valid(id) && (f->fd = proto_take_fd(m, 0)) >= 0) {
+        str_copy(f->id, id, sizeof(f->id));
+        return 1;
+    }
+    log_warn("qmgr: answer to new without a valid id and fd");
+    if (id && queue_id_valid(id))
+        smtpd_queue_abort(q->d, id);
+    return -1;
+}
+
+static void queue_answer_new(struct smtpd_qmgr *q, struct qreq *r, struct proto_msg *m)
+{
+    struct stock_file f;
+    int64_t code = 451;
+
+    if (queue_new_file(q, m, &f) == 1) {
         if (!r->s) {
-            close(fd);
-            smtpd_queue_abort(q->d, id);
+            close(f.fd);
+            smtpd_queue_abort(q->d, f.id);
             return;
         }
-        str_copy(r->s->txn.id, id, sizeof(r->s->txn.id));
-        r->s->txn.fd = fd;
+        str_copy(r->s->txn.id, f.id, sizeof(r->s->txn.id));
+        r->s->txn.fd = f.fd;
         r->cb(r->s, 0, NULL);
         return;
-    }
-    if (status && strcmp(status, "ok") == 0) {
-        log_warn("qmgr: answer to new without a valid id and fd");
-        if (id && queue_id_valid(id))
-            smtpd_queue_abort(q->d, id);
     }
     proto_get_int(m, "code", &code);
     if (r->s)
@@ -241,29 +249,17 @@ static void queue_answer_new(struct smtpd_qmgr *q, struct qreq *r, struct proto_
 
 static void queue_answer_stock(struct smtpd_qmgr *q, struct proto_msg *m)
 {
-    const char *status = proto_get_str(m, "status"), *id = proto_get_str(m, "id");
-    int fd;
+    struct stock_file f;
+    int rc = queue_new_file(q, m, &f);
 
-    if (q->fetching > 0)
-        q->fetching--;
-    if (!status || strcmp(status, "ok") != 0) {
+    if (rc == 0) {
         queue_stock_drop(q, true);  /* refused: MAIL asks (and hears why) */
         q->want = 0;
-        return;
-    }
-    if (!id || !queue_id_valid(id) || (fd = proto_take_fd(m, 0)) < 0) {
-        log_warn("qmgr: answer to new without a valid id and fd");
-        if (id && queue_id_valid(id))
-            smtpd_queue_abort(q->d, id);
-        return;
-    }
-    if (q->nstock == SMTPD_STOCK_MAX) {
-        close(fd);
-        smtpd_queue_abort(q->d, id);
-        return;
-    }
-    str_copy(q->stock[q->nstock].id, id, sizeof(q->stock[q->nstock].id));
-    q->stock[q->nstock++].fd = fd;
+    } else if (rc == 1 && q->nstock == SMTPD_STOCK_MAX) {
+        close(f.fd);
+        smtpd_queue_abort(q->d, f.id);
+    } else if (rc == 1)
+        q->stock[q->nstock++] = f;
 }
 
 static void queue_answer(struct smtpd_qmgr *q, struct proto_msg *m)
@@ -393,7 +389,11 @@ void smtpd_queue_free(struct smtpd_qmgr *q)
  * room for it. */
 static void queue_want(struct smtpd_qmgr *q)
 {
-    if (q->nstock + q->fetching + q->want + q->ntaken < SMTPD_STOCK_MAX)
+    size_t fetching = 0;
+
+    for (size_t i = q->head; i < q->tail; i++)
+        fetching += q->q[i].kind == QREQ_STOCK;
+    if (q->nstock + fetching + q->want + q->ntaken < SMTPD_STOCK_MAX)
         q->want++;
 }
 
@@ -427,7 +427,6 @@ static void queue_fetch(struct smtpd_qmgr *q)
         proto_put_str(&m, "op", "new");
         queue_request(q, QREQ_STOCK, NULL, NULL, &m);
         proto_msg_free(&m);
-        q->fetching++;
     }
 }
 
