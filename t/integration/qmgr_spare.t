@@ -26,10 +26,7 @@ my $q = $gw->queue_dir;
 start_py_sink($sink, "$d/sink");
 $gw->start or BAIL_OUT('mailgw did not start');
 
-sub tmp_files {
-    opendir my $dh, "$q/tmp" or return ();
-    return sort grep { !/^\./ } readdir $dh;
-}
+sub tmp_files { return queue_files($gw, 'tmp') }
 sub tmp_inodes { return map { (stat "$q/tmp/$_")[1] // 0 } tmp_files() }
 
 sub spares {

@@ -17,10 +17,7 @@ my ($gw) = scanning_gateway();
 my $sink = start_scanning_gateway($gw, "");     # AddXHeader is on by default
 my $q = $gw->queue_dir;
 
-sub tmp_files {
-    opendir my $dh, "$q/tmp" or return ();
-    return sort grep { !/^\./ } readdir $dh;
-}
+sub tmp_files { return queue_files($gw, 'tmp') }
 
 sub spare_inodes {
     opendir my $dh, "$q/spare" or return ();

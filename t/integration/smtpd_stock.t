@@ -21,12 +21,10 @@ my $gw = MailgwTest->new(daemons => 'qmgr,smtpd');
 my $q = $gw->queue_dir;
 $gw->start or BAIL_OUT('mailgw did not start');
 
-sub tmp_files {
-    opendir my $dh, "$q/tmp" or return ();
-    return sort grep { !/^\./ } readdir $dh;
-}
+my $cur = $gw;                  # the gateway tmp_files and in_queue look at
+sub tmp_files { return queue_files($cur, 'tmp') }
 
-sub in_queue { my ($id) = @_; return grep { -f "$q/$_/$id" } qw(incoming active deferred) }
+sub in_queue { my ($id) = @_; return grep { -f $cur->queue_dir . "/$_/$id" } qw(incoming active deferred) }
 
 # ---- the file fetched with a commit is the next message's ----
 my $id1 = send_mail($gw->port, to => 'a@example.test', body => 'token-one');
@@ -74,7 +72,7 @@ SKIP: {
     $mounted = system('mount', '-t', 'tmpfs', '-o', 'size=16m,mode=0755', 'tmpfs', $q2) == 0;
     skip 'cannot mount a tmpfs', 9 unless $mounted;
     $gw2->start or BAIL_OUT('mailgw on the small queue did not start');
-    $q = $q2;                   # for tmp_files
+    $cur = $gw2;
     my $m1 = send_mail($gw2->port, to => 'e@example.test', body => 'token-e');
     ok($m1 && in_queue($m1), 'a message on the small queue');
     # MAIL, RSET, MAIL in one session: the first MAIL takes the stocked
